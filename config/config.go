@@ -1,0 +1,278 @@
+// Package config is the jwt-authz configuration file: its shape, strict decoding, defaults and
+// validation. It is plain data; extauthz and keys consume it and cmd/jwt-authz wires them.
+//
+// The shape is a contract with users' files: keys are added, never renamed or dropped.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole file.
+type Config struct {
+	// GRPCAddress is host:port or unix:///path for the ext_authz gRPC listener.
+	GRPCAddress string `yaml:"grpc_address"`
+	// HTTPAddress serves /healthz, /readyz and /metrics; empty disables it.
+	HTTPAddress string `yaml:"http_address"`
+	// Reflection turns gRPC server reflection on (default) or off.
+	Reflection *bool `yaml:"reflection"`
+	// MaxTokenBytes caps a credential before any parsing (default 16 KiB).
+	MaxTokenBytes int `yaml:"max_token_bytes"`
+	// ShutdownDelay is how long the server keeps answering after SIGTERM while reporting
+	// NOT_SERVING, so health checks move traffic away before in-flight calls are drained.
+	ShutdownDelay Duration `yaml:"shutdown_delay"`
+	// ShutdownTimeout bounds how long in-flight calls may take to finish after the delay.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// TLS enables TLS (and with client_ca_file, mTLS) on the gRPC listener.
+	TLS *TLS `yaml:"tls"`
+	// Log controls the decision log.
+	Log Log `yaml:"log"`
+	// Cache is the verified-token cache.
+	Cache Cache `yaml:"cache"`
+
+	Providers []Provider `yaml:"providers"`
+	Rules     []Rule     `yaml:"rules"`
+	// DefaultAction applies when no rule matches: deny (default, 403) or allow.
+	DefaultAction string `yaml:"default_action"`
+	// NonHTTPAction answers CheckRequests without request.http (Istio's TCP ext_authz):
+	// deny (default) or allow. Rules with source/destination principal matches still apply.
+	NonHTTPAction string `yaml:"non_http_action"`
+
+	// Dir is the directory of the file; relative paths inside the file are resolved
+	// against it. Not part of the file.
+	Dir string `yaml:"-"`
+}
+
+// TLS configures the gRPC listener's certificate and optional client verification.
+type TLS struct {
+	CertFile     string `yaml:"cert_file"`
+	KeyFile      string `yaml:"key_file"`
+	ClientCAFile string `yaml:"client_ca_file"`
+}
+
+// Log configures the decision log.
+type Log struct {
+	// Level is debug, info (default), warn or error.
+	Level string `yaml:"level"`
+	// AllowSampleRate logs this fraction of allow decisions (0..1, default 1); denials are
+	// always logged.
+	AllowSampleRate *float64 `yaml:"allow_sample_rate"`
+}
+
+// Cache configures the verified-token cache.
+type Cache struct {
+	// Enabled turns the cache on (default) or off.
+	Enabled *bool `yaml:"enabled"`
+	// MaxEntries bounds the number of cached tokens (default 100000).
+	MaxEntries int `yaml:"max_entries"`
+	// MaxBytes bounds the memory held by cached entries (default 64 MiB).
+	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// Provider is one token issuer and how its tokens are found, verified and forwarded.
+type Provider struct {
+	Name       string   `yaml:"name"`
+	Issuer     string   `yaml:"issuer"`
+	Audiences  []string `yaml:"audiences"`
+	Algorithms []string `yaml:"algorithms"`
+	ClockSkew  Duration `yaml:"clock_skew"`
+	// RequireExp rejects tokens without exp (default true).
+	RequireExp *bool `yaml:"require_exp"`
+	// MaxLifetime, when set, rejects tokens whose exp-iat (or exp-now without iat) exceeds it.
+	MaxLifetime Duration `yaml:"max_lifetime"`
+	// Types are the accepted typ header values when typ is present.
+	Types []string `yaml:"types"`
+	// Realm is the realm in WWW-Authenticate challenges (default: the provider name).
+	Realm string `yaml:"realm"`
+
+	Keys         []Key         `yaml:"keys"`
+	TokenSources []TokenSource `yaml:"token_sources"`
+
+	ClaimsToHeaders      map[string]string `yaml:"claims_to_headers"`
+	ForwardPayloadHeader string            `yaml:"forward_payload_header"`
+	// ForwardToken keeps the credential on the upstream request (default true).
+	ForwardToken *bool `yaml:"forward_token"`
+}
+
+// Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,
+// HMACSecretFile and Discovery is set.
+type Key struct {
+	JWKSURI        string `yaml:"jwks_uri"`
+	JWKSFile       string `yaml:"jwks_file"`
+	PEMFile        string `yaml:"pem_file"`
+	HMACSecretFile string `yaml:"hmac_secret_file"`
+	// Discovery fetches the issuer's OpenID configuration and uses its jwks_uri.
+	Discovery bool `yaml:"discovery"`
+	// KID names the key of a pem_file or hmac_secret_file.
+	KID string `yaml:"kid"`
+
+	// RefreshInterval is how often remote keys are refetched (default 5m, at least 1s).
+	RefreshInterval Duration `yaml:"refresh_interval"`
+	// MinRefreshInterval and MaxRefreshInterval bound the interval a Cache-Control max-age
+	// may ask for (defaults 1m and 24h, or the refresh interval when it is outside them).
+	MinRefreshInterval Duration `yaml:"min_refresh_interval"`
+	MaxRefreshInterval Duration `yaml:"max_refresh_interval"`
+	// MaxStale is how long the last good keys keep serving while fetches fail (default 24h).
+	MaxStale Duration `yaml:"max_stale"`
+	// UnknownKIDCooldown is the least time between refetches caused by unknown kids
+	// (default 10s).
+	UnknownKIDCooldown Duration `yaml:"unknown_kid_cooldown"`
+	// Timeout bounds one fetch (default 5s).
+	Timeout Duration `yaml:"timeout"`
+	// CAFile is a PEM bundle of roots for the fetch, instead of the system's.
+	CAFile string `yaml:"ca_file"`
+}
+
+// TokenSource is one place a credential is looked for. Exactly one of Header, Cookie and
+// Query is set.
+type TokenSource struct {
+	Header string `yaml:"header"`
+	// Prefix is the scheme before the credential in Header, matched case-insensitively and
+	// followed by one or more spaces.
+	Prefix string `yaml:"prefix"`
+	Cookie string `yaml:"cookie"`
+	Query  string `yaml:"query"`
+}
+
+// Rule is one entry of the ordered rule list; the first that matches decides.
+type Rule struct {
+	Name  string `yaml:"name"`
+	Match Match  `yaml:"match"`
+	// Action is allow or deny; empty when Require is set.
+	Action  string   `yaml:"action"`
+	Require *Require `yaml:"require"`
+}
+
+// Match selects requests. Every set field must match; an empty Match matches everything.
+type Match struct {
+	// Hosts are exact hosts or *.suffix wildcards, compared without the port.
+	Hosts      []string `yaml:"hosts"`
+	Path       string   `yaml:"path"`
+	PathPrefix string   `yaml:"path_prefix"`
+	Methods    []string `yaml:"methods"`
+	// ContextExtensions must all be present with these values in the CheckRequest
+	// (set per route in Envoy's ExtAuthzPerRoute).
+	ContextExtensions map[string]string `yaml:"context_extensions"`
+	// SourcePrincipals and DestinationPrincipals match the peers' mesh identities (SPIFFE
+	// IDs from mTLS); a trailing * matches any suffix.
+	SourcePrincipals      []string `yaml:"source_principals"`
+	DestinationPrincipals []string `yaml:"destination_principals"`
+}
+
+// Require is what a request must carry to pass a rule.
+type Require struct {
+	// Providers lists the acceptable providers; empty means any.
+	Providers []string `yaml:"providers"`
+	// Scopes must all be granted.
+	Scopes []string `yaml:"scopes"`
+	// Claims maps a dotted claim path to its allowed values (scalar or list).
+	Claims map[string]Values `yaml:"claims"`
+	// Optional lets requests without a credential through anonymously; a credential that is
+	// present but invalid is still refused.
+	Optional bool `yaml:"optional"`
+}
+
+// Values is a list of strings that may be written as a single scalar.
+type Values []string
+
+// UnmarshalYAML accepts a scalar or a sequence of scalars.
+func (v *Values) UnmarshalYAML(n *yaml.Node) error {
+	switch n.Kind {
+	case yaml.ScalarNode:
+		*v = Values{n.Value}
+		return nil
+	case yaml.SequenceNode:
+		out := make(Values, 0, len(n.Content))
+		for _, c := range n.Content {
+			if c.Kind != yaml.ScalarNode {
+				return fmt.Errorf("line %d: claim values must be scalars", c.Line)
+			}
+			out = append(out, c.Value)
+		}
+		*v = out
+		return nil
+	}
+	return fmt.Errorf("line %d: want a scalar or a list of scalars", n.Line)
+}
+
+// Duration is a time.Duration written as a Go duration string ("30s", "5m").
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// UnmarshalYAML accepts only duration strings: a bare integer is ambiguous.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
+		return fmt.Errorf("line %d: want a duration string such as \"30s\", got %q", n.Line, n.Value)
+	}
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	if v < 0 {
+		return fmt.Errorf("line %d: duration %q is negative", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML writes the duration string.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// Load reads, decodes, defaults and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(path))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	c, err := Parse(data, dir)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", path, err)
+	}
+	return c, nil
+}
+
+// Parse decodes data strictly (unknown keys are errors), applies defaults and validates.
+// Relative file paths are resolved against dir.
+func Parse(data []byte, dir string) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var c Config
+	if err := dec.Decode(&c); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("empty file")
+		}
+		return nil, err
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		return nil, errors.New("more than one YAML document")
+	}
+	c.Dir = dir
+	c.setDefaults()
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Path resolves a file path from the config against its directory.
+func (c *Config) Path(p string) string {
+	if p == "" || filepath.IsAbs(p) || c.Dir == "" {
+		return p
+	}
+	return filepath.Join(c.Dir, p)
+}

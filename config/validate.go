@@ -1,0 +1,320 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Defaults that the file may override.
+const (
+	DefaultMaxTokenBytes      = 16 << 10
+	DefaultClockSkew          = 30 * time.Second
+	DefaultRefreshInterval    = 5 * time.Minute
+	MinimumRefreshInterval    = time.Second
+	DefaultMinRefresh         = time.Minute
+	DefaultMaxRefresh         = 24 * time.Hour
+	DefaultMaxStale           = 24 * time.Hour
+	DefaultUnknownKIDCooldown = 10 * time.Second
+	DefaultFetchTimeout       = 5 * time.Second
+	DefaultShutdownTimeout    = 10 * time.Second
+	DefaultCacheEntries       = 100_000
+	DefaultCacheBytes         = 64 << 20
+)
+
+// DefaultTypes are the typ header values accepted when a provider names none (RFC 7519 §5.1,
+// RFC 9068 §2.1).
+var DefaultTypes = []string{"JWT", "at+jwt", "application/jwt", "application/at+jwt"}
+
+// SupportedAlgorithms are the JWS algorithms a provider may allow. "none" is never one.
+var SupportedAlgorithms = []string{
+	"RS256", "RS384", "RS512", "PS256", "PS384", "PS512",
+	"ES256", "ES384", "ES512", "EdDSA", "HS256", "HS384", "HS512",
+}
+
+func (c *Config) setDefaults() {
+	if c.Reflection == nil {
+		c.Reflection = ptr(true)
+	}
+	if c.MaxTokenBytes == 0 {
+		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if c.DefaultAction == "" {
+		c.DefaultAction = "deny"
+	}
+	if c.NonHTTPAction == "" {
+		c.NonHTTPAction = "deny"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.AllowSampleRate == nil {
+		c.Log.AllowSampleRate = ptr(1.0)
+	}
+	if c.Cache.Enabled == nil {
+		c.Cache.Enabled = ptr(true)
+	}
+	if c.Cache.MaxEntries == 0 {
+		c.Cache.MaxEntries = DefaultCacheEntries
+	}
+	if c.Cache.MaxBytes == 0 {
+		c.Cache.MaxBytes = DefaultCacheBytes
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		if p.ClockSkew == 0 {
+			p.ClockSkew = Duration(DefaultClockSkew)
+		}
+		if p.RequireExp == nil {
+			p.RequireExp = ptr(true)
+		}
+		if p.ForwardToken == nil {
+			p.ForwardToken = ptr(true)
+		}
+		if len(p.Types) == 0 {
+			p.Types = DefaultTypes
+		}
+		if p.Realm == "" {
+			p.Realm = p.Name
+		}
+		if len(p.TokenSources) == 0 {
+			p.TokenSources = []TokenSource{{Header: "authorization", Prefix: "Bearer"}}
+		}
+		for j := range p.TokenSources {
+			p.TokenSources[j].Header = strings.ToLower(p.TokenSources[j].Header)
+		}
+		for j := range p.Keys {
+			k := &p.Keys[j]
+			if k.JWKSURI == "" && !k.Discovery {
+				continue
+			}
+			if k.RefreshInterval == 0 {
+				k.RefreshInterval = Duration(DefaultRefreshInterval)
+			}
+			if k.MinRefreshInterval == 0 {
+				k.MinRefreshInterval = Duration(min(DefaultMinRefresh, k.RefreshInterval.D()))
+			}
+			if k.MaxRefreshInterval == 0 {
+				k.MaxRefreshInterval = Duration(max(DefaultMaxRefresh, k.RefreshInterval.D()))
+			}
+			if k.MaxStale == 0 {
+				k.MaxStale = Duration(DefaultMaxStale)
+			}
+			if k.UnknownKIDCooldown == 0 {
+				k.UnknownKIDCooldown = Duration(DefaultUnknownKIDCooldown)
+			}
+			if k.Timeout == 0 {
+				k.Timeout = Duration(DefaultFetchTimeout)
+			}
+		}
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// headerName is an HTTP field name that Envoy will accept in a mutation (lower-case token).
+var headerName = regexp.MustCompile(`^[a-z0-9!#$%&'*+.^_|~` + "`" + `-]+$`)
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if c.GRPCAddress == "" {
+		bad("grpc_address", "required (host:port or unix:///path)")
+	} else if strings.HasPrefix(c.GRPCAddress, "unix:") && !strings.HasPrefix(c.GRPCAddress, "unix:///") {
+		bad("grpc_address", "a unix socket is written unix:///absolute/path")
+	}
+	if c.MaxTokenBytes < 0 {
+		bad("max_token_bytes", "must be positive")
+	}
+	if c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
+		bad("tls", "cert_file and key_file are both required")
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level) {
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if r := *c.Log.AllowSampleRate; r < 0 || r > 1 {
+		bad("log.allow_sample_rate", "must be between 0 and 1")
+	}
+	if c.Cache.MaxEntries < 0 || c.Cache.MaxBytes < 0 {
+		bad("cache", "sizes must be positive")
+	}
+	if c.DefaultAction != "allow" && c.DefaultAction != "deny" {
+		bad("default_action", "must be allow or deny, got %q", c.DefaultAction)
+	}
+	if c.NonHTTPAction != "allow" && c.NonHTTPAction != "deny" {
+		bad("non_http_action", "must be allow or deny, got %q", c.NonHTTPAction)
+	}
+
+	names := map[string]bool{}
+	issuers := map[string]bool{}
+	for i, p := range c.Providers {
+		at := fmt.Sprintf("providers[%d]", i)
+		switch {
+		case p.Name == "":
+			bad(at+".name", "required")
+		case names[p.Name]:
+			bad(at+".name", "duplicate provider %q", p.Name)
+		}
+		names[p.Name] = true
+		if p.Issuer == "" {
+			bad(at+".issuer", "required")
+		} else if issuers[p.Issuer] {
+			bad(at+".issuer", "issuer %q is already used by another provider: the token's iss selects the provider", p.Issuer)
+		}
+		issuers[p.Issuer] = true
+		if len(p.Audiences) == 0 {
+			bad(at+".audiences", "at least one audience is required")
+		}
+		if len(p.Algorithms) == 0 {
+			bad(at+".algorithms", "at least one algorithm is required")
+		}
+		for j, a := range p.Algorithms {
+			if !slices.Contains(SupportedAlgorithms, a) {
+				bad(fmt.Sprintf("%s.algorithms[%d]", at, j), "unsupported algorithm %q (want one of %s)", a, strings.Join(SupportedAlgorithms, ", "))
+			}
+		}
+		if len(p.Keys) == 0 {
+			bad(at+".keys", "at least one key source is required")
+		}
+		for j, k := range p.Keys {
+			errs = append(errs, k.validate(fmt.Sprintf("%s.keys[%d]", at, j))...)
+		}
+		for j, s := range p.TokenSources {
+			sat := fmt.Sprintf("%s.token_sources[%d]", at, j)
+			n := count(s.Header != "", s.Cookie != "", s.Query != "")
+			if n != 1 {
+				bad(sat, "exactly one of header, cookie and query is required")
+			}
+			if s.Prefix != "" && s.Header == "" {
+				bad(sat+".prefix", "only applies to a header source")
+			}
+			if s.Header != "" && !headerName.MatchString(s.Header) {
+				bad(sat+".header", "%q is not a valid header name", s.Header)
+			}
+		}
+		injected := map[string]string{}
+		for claim, h := range p.ClaimsToHeaders {
+			hat := fmt.Sprintf("%s.claims_to_headers.%s", at, claim)
+			if claim == "" {
+				bad(hat, "claim path is empty")
+			}
+			if !headerName.MatchString(h) {
+				bad(hat, "%q is not a valid lower-case header name", h)
+			}
+			if prev, ok := injected[h]; ok {
+				bad(hat, "header %q is also set from claim %q", h, prev)
+			}
+			injected[h] = claim
+		}
+		if h := p.ForwardPayloadHeader; h != "" {
+			if !headerName.MatchString(h) {
+				bad(at+".forward_payload_header", "%q is not a valid lower-case header name", h)
+			} else if _, ok := injected[h]; ok {
+				bad(at+".forward_payload_header", "header %q is also set from a claim", h)
+			}
+		}
+	}
+
+	for i, r := range c.Rules {
+		at := fmt.Sprintf("rules[%d]", i)
+		if r.Name == "" {
+			bad(at+".name", "required")
+		}
+		switch {
+		case r.Require != nil && r.Action != "":
+			bad(at, "set either action or require, not both")
+		case r.Require == nil && r.Action != "allow" && r.Action != "deny":
+			bad(at+".action", "must be allow or deny (or set require), got %q", r.Action)
+		}
+		m := r.Match
+		if m.Path != "" && m.PathPrefix != "" {
+			bad(at+".match", "set path or path_prefix, not both")
+		}
+		if m.Path != "" && !strings.HasPrefix(m.Path, "/") {
+			bad(at+".match.path", "must start with /")
+		}
+		if m.PathPrefix != "" && !strings.HasPrefix(m.PathPrefix, "/") {
+			bad(at+".match.path_prefix", "must start with /")
+		}
+		for j, h := range m.Hosts {
+			if h == "" || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")) {
+				bad(fmt.Sprintf("%s.match.hosts[%d]", at, j), "want an exact host or *.suffix, got %q", h)
+			}
+		}
+		for j, meth := range m.Methods {
+			if meth == "" || strings.ToUpper(meth) != meth {
+				bad(fmt.Sprintf("%s.match.methods[%d]", at, j), "want an upper-case method, got %q", meth)
+			}
+		}
+		if r.Require != nil {
+			for j, pn := range r.Require.Providers {
+				if !names[pn] {
+					bad(fmt.Sprintf("%s.require.providers[%d]", at, j), "no provider named %q", pn)
+				}
+			}
+			if len(c.Providers) == 0 {
+				bad(at+".require", "no providers are configured")
+			}
+			for claim, vals := range r.Require.Claims {
+				if claim == "" || len(vals) == 0 {
+					bad(at+".require.claims", "claim %q needs at least one value", claim)
+				}
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (k Key) validate(at string) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	n := count(k.JWKSURI != "", k.JWKSFile != "", k.PEMFile != "", k.HMACSecretFile != "", k.Discovery)
+	if n != 1 {
+		bad(at, "exactly one of jwks_uri, jwks_file, pem_file, hmac_secret_file and discovery is required")
+	}
+	if k.JWKSURI != "" {
+		if u, err := url.Parse(k.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad(at+".jwks_uri", "must be an absolute http(s) URL")
+		}
+	}
+	if k.HMACSecretFile != "" && k.KID == "" {
+		bad(at+".kid", "required with hmac_secret_file")
+	}
+	if k.KID != "" && k.PEMFile == "" && k.HMACSecretFile == "" {
+		bad(at+".kid", "only applies to pem_file and hmac_secret_file")
+	}
+	remote := k.JWKSURI != "" || k.Discovery
+	if !remote && (k.RefreshInterval != 0 || k.MaxStale != 0 || k.UnknownKIDCooldown != 0 || k.CAFile != "" || k.Timeout != 0) {
+		bad(at, "refresh_interval, max_stale, unknown_kid_cooldown, timeout and ca_file only apply to jwks_uri and discovery")
+	}
+	if remote {
+		if k.RefreshInterval.D() < MinimumRefreshInterval {
+			bad(at+".refresh_interval", "must be at least 1s")
+		}
+		if k.MinRefreshInterval > k.MaxRefreshInterval {
+			bad(at+".min_refresh_interval", "must not exceed max_refresh_interval")
+		}
+	}
+	return errs
+}
+
+func count(bs ...bool) int {
+	n := 0
+	for _, b := range bs {
+		if b {
+			n++
+		}
+	}
+	return n
+}
