@@ -1,0 +1,194 @@
+package extauthz
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+)
+
+// Decision is what the server decided and why: the facts for the decision log and metrics.
+// It never holds the token.
+type Decision struct {
+	Allowed    bool
+	Reason     Reason
+	HTTPStatus int // 200 on allow
+	Rule       string
+	Provider   string
+	Issuer     string
+	Subject    string
+	KID        string
+	Method     string
+	Path       string
+	RequestID  string
+}
+
+// denial is a refusal before it becomes a CheckResponse.
+type denial struct {
+	reason     Reason
+	httpStatus int
+	code       string // RFC 6750 §3.1 error code; empty for a request without credentials
+	desc       string
+	scope      string // missing scopes, for insufficient_scope
+	realm      string
+	challenge  bool // send WWW-Authenticate
+}
+
+// outcome is an allow or a denial plus what the log needs.
+type outcome struct {
+	allow    bool
+	reason   Reason
+	rule     *rule
+	denial   denial
+	token    *verifiedToken // nil for public, anonymous and non-HTTP allows
+	source   tokenSource
+	provider *provider
+	parsed   *parsedToken
+}
+
+// Check decides one CheckRequest. It never fails: every problem with the request or the
+// token is a denial (envoy-extauthz.md §2: an RPC error would be subject to failure_mode_allow).
+func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.Time) (*authv3.CheckResponse, Decision) {
+	attrs := req.GetAttributes()
+	r := newRequest(attrs)
+	var o outcome
+	if attrs.GetRequest().GetHttp() == nil {
+		o = p.decideNonHTTP(r)
+	} else {
+		o = p.decideHTTP(ctx, r, now)
+	}
+	d := Decision{
+		Allowed:   o.allow,
+		Reason:    o.reason,
+		Method:    r.method,
+		Path:      r.path,
+		RequestID: r.requestID(),
+	}
+	if o.rule != nil {
+		d.Rule = o.rule.name
+	}
+	if o.provider != nil {
+		d.Provider = o.provider.name
+	}
+	if o.parsed != nil {
+		d.KID = truncate(o.parsed.kid, 128) // unverified input: bounded before it is logged
+	}
+	if o.token != nil { // only verified identities are reported
+		d.Issuer, d.Subject = o.token.provider.issuer, o.token.sub
+	}
+	if o.allow {
+		d.HTTPStatus = http.StatusOK
+		return p.allowResponse(r, o, d), d
+	}
+	d.HTTPStatus = o.denial.httpStatus
+	return denyResponse(o.denial, d), d
+}
+
+func (p *Policy) decideNonHTTP(r *request) outcome {
+	for _, ru := range p.rules {
+		if ru.action == actionRequire || !ru.matchesNonHTTP(r) {
+			continue
+		}
+		if ru.action == actionAllow {
+			return outcome{allow: true, reason: ReasonPublic, rule: ru}
+		}
+		return outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
+	}
+	if p.nonHTTPAllow {
+		return outcome{allow: true, reason: ReasonNonHTTPAllow}
+	}
+	return outcome{reason: ReasonNonHTTPDeny, denial: forbidden(ReasonNonHTTPDeny, "non-HTTP traffic is denied")}
+}
+
+func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outcome {
+	var ru *rule
+	for _, c := range p.rules {
+		if c.matchesHTTP(r) {
+			ru = c
+			break
+		}
+	}
+	switch {
+	case ru == nil && p.defaultAllow:
+		return outcome{allow: true, reason: ReasonDefaultAllow}
+	case ru == nil:
+		return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request")}
+	case ru.action == actionAllow:
+		return outcome{allow: true, reason: ReasonPublic, rule: ru}
+	case ru.action == actionDeny:
+		return outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
+	}
+
+	realm := ru.providers[0].realm
+	raw, src, found, err := extract(r, ru.sources, p.maxTokenBytes)
+	if err != nil {
+		return tokenDenied(ru, nil, nil, realm, err)
+	}
+	if !found {
+		if ru.optional {
+			return outcome{allow: true, reason: ReasonAnonymous, rule: ru}
+		}
+		// RFC 6750 §3.1: no error code when the request carried no credentials.
+		return outcome{reason: ReasonMissingToken, rule: ru, denial: denial{
+			reason: ReasonMissingToken, httpStatus: http.StatusUnauthorized, realm: realm, challenge: true,
+			desc: "a bearer token is required",
+		}}
+	}
+	pt, err := parseToken(raw)
+	if err != nil {
+		return tokenDenied(ru, nil, nil, realm, err)
+	}
+	pr := p.byIssuer[pt.iss]
+	if pr == nil {
+		return tokenDenied(ru, nil, pt, realm, errUnknownIssuer)
+	}
+	realm = pr.realm
+	if !slices.Contains(ru.providers, pr) || !slices.Contains(pr.sources, src) {
+		return tokenDenied(ru, pr, pt, realm, errProviderNotAllowed)
+	}
+	vt, err := pr.verify(ctx, pt, now)
+	if err != nil {
+		return tokenDenied(ru, pr, pt, realm, err)
+	}
+	o := outcome{rule: ru, provider: pr, parsed: pt, token: vt, source: src}
+	if missing := missingScopes(ru.scopes, vt.claims); len(missing) > 0 {
+		o.reason = ReasonScope
+		o.denial = denial{
+			reason: ReasonScope, httpStatus: http.StatusForbidden, code: "insufficient_scope",
+			desc: "the token lacks a required scope", scope: strings.Join(ru.scopes, " "),
+			realm: realm, challenge: true,
+		}
+		return o
+	}
+	if !claimsSatisfied(ru.claims, vt.claims) {
+		o.reason = ReasonClaimMismatch
+		o.denial = forbidden(ReasonClaimMismatch, "the token's claims do not grant access")
+		return o
+	}
+	o.allow, o.reason = true, ReasonAllowed
+	return o
+}
+
+func tokenDenied(ru *rule, pr *provider, pt *parsedToken, realm string, err error) outcome {
+	d := denialFor(err)
+	d.realm, d.challenge = realm, d.httpStatus != http.StatusServiceUnavailable
+	if errors.Is(err, errKeysUnavailable) {
+		d.challenge = false
+	}
+	return outcome{reason: d.reason, rule: ru, provider: pr, parsed: pt, denial: d}
+}
+
+func forbidden(reason Reason, desc string) denial {
+	return denial{reason: reason, httpStatus: http.StatusForbidden, code: "access_denied", desc: desc}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}

@@ -1,0 +1,146 @@
+package extauthz
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/jwt-authz/jwt-authz/config"
+)
+
+// Policy is one loaded configuration, compiled for the request path. It is immutable; a
+// reload builds a new Policy and swaps it in, so a request finishes under the Policy it
+// started with.
+type Policy struct {
+	providers     []*provider
+	byIssuer      map[string]*provider
+	rules         []*rule
+	defaultAllow  bool
+	nonHTTPAllow  bool
+	maxTokenBytes int
+	// injectable is every header any provider can set upstream. Each allow removes the ones
+	// it does not set, so a client can never smuggle one in (landscape.md §5.4).
+	injectable []string
+}
+
+// provider is a compiled config.Provider with its key source.
+type provider struct {
+	name, issuer, realm string
+	audiences           []string
+	algorithms          map[string]jose.SignatureAlgorithm
+	types               []string
+	skew, maxLifetime   time.Duration
+	requireExp          bool
+	keys                KeySource
+
+	sources       []tokenSource
+	claimHeaders  []claimHeader // sorted by header
+	payloadHeader string
+	forwardToken  bool
+}
+
+type claimHeader struct{ claim, header string }
+
+// NewPolicy compiles a validated configuration. keys must hold a KeySource for every
+// provider, by provider name.
+func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
+	p := &Policy{
+		byIssuer:      make(map[string]*provider),
+		defaultAllow:  cfg.DefaultAction == "allow",
+		nonHTTPAllow:  cfg.NonHTTPAction == "allow",
+		maxTokenBytes: cfg.MaxTokenBytes,
+	}
+	if p.maxTokenBytes <= 0 {
+		p.maxTokenBytes = config.DefaultMaxTokenBytes
+	}
+	byName := make(map[string]*provider)
+	for _, pc := range cfg.Providers {
+		ks, ok := keys[pc.Name]
+		if !ok || ks == nil {
+			return nil, fmt.Errorf("extauthz: provider %q has no key source", pc.Name)
+		}
+		pr := &provider{
+			name:          pc.Name,
+			issuer:        pc.Issuer,
+			realm:         pc.Realm,
+			audiences:     pc.Audiences,
+			algorithms:    make(map[string]jose.SignatureAlgorithm),
+			types:         pc.Types,
+			skew:          pc.ClockSkew.D(),
+			maxLifetime:   pc.MaxLifetime.D(),
+			requireExp:    pc.RequireExp == nil || *pc.RequireExp,
+			keys:          ks,
+			payloadHeader: pc.ForwardPayloadHeader,
+			forwardToken:  pc.ForwardToken == nil || *pc.ForwardToken,
+		}
+		if pr.realm == "" {
+			pr.realm = pr.name
+		}
+		if len(pr.types) == 0 {
+			pr.types = config.DefaultTypes
+		}
+		for _, a := range pc.Algorithms {
+			if a == "none" || !slices.Contains(config.SupportedAlgorithms, a) {
+				return nil, fmt.Errorf("extauthz: provider %q: algorithm %q not supported", pc.Name, a)
+			}
+			pr.algorithms[a] = jose.SignatureAlgorithm(a)
+		}
+		sources := pc.TokenSources
+		if len(sources) == 0 {
+			sources = []config.TokenSource{{Header: "authorization", Prefix: "Bearer"}}
+		}
+		for _, s := range sources {
+			pr.sources = append(pr.sources, newTokenSource(s))
+		}
+		for claim, h := range pc.ClaimsToHeaders {
+			pr.claimHeaders = append(pr.claimHeaders, claimHeader{claim: claim, header: h})
+			p.addInjectable(h)
+		}
+		sort.Slice(pr.claimHeaders, func(i, j int) bool { return pr.claimHeaders[i].header < pr.claimHeaders[j].header })
+		if pr.payloadHeader != "" {
+			p.addInjectable(pr.payloadHeader)
+		}
+		p.providers = append(p.providers, pr)
+		p.byIssuer[pr.issuer] = pr
+		byName[pr.name] = pr
+	}
+	slices.Sort(p.injectable)
+	for _, rc := range cfg.Rules {
+		if rc.Require != nil && len(p.providers) == 0 {
+			return nil, fmt.Errorf("extauthz: rule %q requires a token but no providers are configured", rc.Name)
+		}
+		for _, n := range ruleProviders(rc) {
+			if byName[n] == nil {
+				return nil, fmt.Errorf("extauthz: rule %q: no provider %q", rc.Name, n)
+			}
+		}
+		p.rules = append(p.rules, compileRule(rc, p.providers, byName))
+	}
+	return p, nil
+}
+
+func ruleProviders(r config.Rule) []string {
+	if r.Require == nil {
+		return nil
+	}
+	return r.Require.Providers
+}
+
+func (p *Policy) addInjectable(h string) {
+	if !slices.Contains(p.injectable, h) {
+		p.injectable = append(p.injectable, h)
+	}
+}
+
+// Ready reports whether every provider's keys can currently verify tokens.
+func (p *Policy) Ready() bool {
+	for _, pr := range p.providers {
+		if !pr.keys.Ready() {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,147 @@
+package extauthz
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/jwt-authz/jwt-authz/config"
+)
+
+// tokenSource is one place a credential is looked for.
+type tokenSource struct {
+	kind   sourceKind
+	name   string // header name (lower case), cookie name or query parameter name
+	prefix string // header scheme, e.g. "Bearer"; empty for none
+}
+
+type sourceKind uint8
+
+const (
+	fromHeader sourceKind = iota
+	fromCookie
+	fromQuery
+)
+
+func newTokenSource(s config.TokenSource) tokenSource {
+	switch {
+	case s.Cookie != "":
+		return tokenSource{kind: fromCookie, name: s.Cookie}
+	case s.Query != "":
+		return tokenSource{kind: fromQuery, name: s.Query}
+	default:
+		return tokenSource{kind: fromHeader, name: strings.ToLower(s.Header), prefix: s.Prefix}
+	}
+}
+
+func (s tokenSource) String() string {
+	switch s.kind {
+	case fromCookie:
+		return "cookie " + s.name
+	case fromQuery:
+		return "query " + s.name
+	default:
+		return "header " + s.name
+	}
+}
+
+// extract looks for a credential in the sources in order and returns the first one found.
+// found is false when no source holds one. A request that is ambiguous about its credential
+// (the header twice, a comma inside it, the cookie or parameter twice) gets errMultipleTokens
+// rather than a guess; one over maxBytes gets errTokenTooLarge before any parsing.
+func extract(r *request, sources []tokenSource, maxBytes int) (tok string, src tokenSource, found bool, err error) {
+	for _, s := range sources {
+		var ok bool
+		switch s.kind {
+		case fromHeader:
+			tok, ok, err = fromHeaderSource(r, s)
+		case fromCookie:
+			tok, ok, err = fromCookieSource(r, s.name)
+		case fromQuery:
+			tok, ok, err = fromQuerySource(r.query, s.name)
+		}
+		if err != nil {
+			return "", s, false, err
+		}
+		if !ok {
+			continue
+		}
+		if len(tok) > maxBytes {
+			return "", s, false, errTokenTooLarge
+		}
+		if tok == "" {
+			return "", s, false, errMalformed
+		}
+		return tok, s, true, nil
+	}
+	return "", tokenSource{}, false, nil
+}
+
+func fromHeaderSource(r *request, s tokenSource) (string, bool, error) {
+	v, n := r.header(s.name)
+	if n == 0 {
+		return "", false, nil
+	}
+	if n > 1 {
+		return "", false, errMultipleTokens
+	}
+	if s.prefix != "" {
+		// RFC 7235 §2.1: the scheme is case-insensitive; RFC 6750 §2.1: one or more spaces.
+		if len(v) <= len(s.prefix) || !strings.EqualFold(v[:len(s.prefix)], s.prefix) || v[len(s.prefix)] != ' ' {
+			return "", false, nil // another scheme (Basic, DPoP, ...): not ours
+		}
+		v = strings.TrimLeft(v[len(s.prefix):], " ")
+	}
+	// Envoy joins repeated headers with "," in the headers encoding (§6.7); a JWT never
+	// contains a comma, so one means two credentials.
+	if strings.IndexByte(v, ',') >= 0 {
+		return "", false, errMultipleTokens
+	}
+	if strings.ContainsAny(v, " \t") {
+		return "", false, errMalformed
+	}
+	return v, true, nil
+}
+
+func fromCookieSource(r *request, name string) (tok string, found bool, err error) {
+	r.headerValues("cookie", func(header string) bool {
+		for header != "" {
+			var pair string
+			pair, header, _ = strings.Cut(header, ";")
+			k, v, _ := strings.Cut(strings.TrimSpace(pair), "=")
+			if k != name {
+				continue
+			}
+			if found {
+				err = errMultipleTokens
+				return false
+			}
+			tok, found = strings.Trim(v, `"`), true
+		}
+		return true
+	})
+	if err != nil {
+		return "", false, err
+	}
+	return tok, found, nil
+}
+
+func fromQuerySource(query, name string) (tok string, found bool, err error) {
+	for query != "" {
+		var pair string
+		pair, query, _ = strings.Cut(query, "&")
+		k, v, _ := strings.Cut(pair, "=")
+		if k != name {
+			if uk, uerr := url.QueryUnescape(k); uerr != nil || uk != name {
+				continue
+			}
+		}
+		if found {
+			return "", false, errMultipleTokens
+		}
+		if tok, err = url.QueryUnescape(v); err != nil {
+			return "", false, errMalformed
+		}
+		found = true
+	}
+	return tok, found, nil
+}
