@@ -3,6 +3,7 @@ package extauthz
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -22,6 +23,7 @@ type Decision struct {
 	Issuer     string
 	Subject    string
 	KID        string
+	Cached     bool // answered from the verified-token cache
 	Method     string
 	Path       string
 	RequestID  string
@@ -44,7 +46,8 @@ type outcome struct {
 	reason   Reason
 	rule     *rule
 	denial   denial
-	token    *verifiedToken // nil for public, anonymous and non-HTTP allows
+	token    *identity // nil for public, anonymous and non-HTTP allows
+	cacheHit bool
 	source   tokenSource
 	provider *provider
 	parsed   *parsedToken
@@ -78,7 +81,8 @@ func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.T
 		d.KID = truncate(o.parsed.kid, 128) // unverified input: bounded before it is logged
 	}
 	if o.token != nil { // only verified identities are reported
-		d.Issuer, d.Subject = o.token.provider.issuer, o.token.sub
+		d.Issuer, d.Subject, d.KID = o.token.provider.issuer, o.token.sub, o.token.kid
+		d.Cached = o.cacheHit
 	}
 	if o.allow {
 		d.HTTPStatus = http.StatusOK
@@ -138,24 +142,21 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 			desc: "a bearer token is required",
 		}}
 	}
-	pt, err := parseToken(raw)
+	id, pt, hit, err := p.authenticate(ctx, ru, src, raw, now)
 	if err != nil {
-		return tokenDenied(ru, nil, nil, realm, err)
-	}
-	pr := p.byIssuer[pt.iss]
-	if pr == nil {
-		return tokenDenied(ru, nil, pt, realm, errUnknownIssuer)
-	}
-	realm = pr.realm
-	if !slices.Contains(ru.providers, pr) || !slices.Contains(pr.sources, src) {
-		return tokenDenied(ru, pr, pt, realm, errProviderNotAllowed)
-	}
-	vt, err := pr.verify(ctx, pt, now)
-	if err != nil {
+		pr := (*provider)(nil)
+		if pt != nil {
+			pr = p.byIssuer[pt.iss]
+		}
+		if pr != nil {
+			realm = pr.realm
+		}
 		return tokenDenied(ru, pr, pt, realm, err)
 	}
-	o := outcome{rule: ru, provider: pr, parsed: pt, token: vt, source: src}
-	if missing := missingScopes(ru.scopes, vt.claims); len(missing) > 0 {
+	pr := id.provider
+	realm = pr.realm
+	o := outcome{rule: ru, provider: pr, parsed: pt, token: id, source: src, cacheHit: hit}
+	if missing := missingScopes(ru.scopes, id.claims); len(missing) > 0 {
 		o.reason = ReasonScope
 		o.denial = denial{
 			reason: ReasonScope, httpStatus: http.StatusForbidden, code: "insufficient_scope",
@@ -164,13 +165,59 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 		}
 		return o
 	}
-	if !claimsSatisfied(ru.claims, vt.claims) {
+	if !claimsSatisfied(ru.claims, id.claims) {
 		o.reason = ReasonClaimMismatch
 		o.denial = forbidden(ReasonClaimMismatch, "the token's claims do not grant access")
 		return o
 	}
 	o.allow, o.reason = true, ReasonAllowed
 	return o
+}
+
+// authenticate turns a credential into a verified identity: from the cache when the same
+// token was verified under this Policy and its key is still in the provider's set, else by
+// parsing and verifying it. Either way the token's provider must be one the rule accepts,
+// reading the source the token came from. pt is nil on a cache hit.
+func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, raw string, now time.Time) (id *identity, pt *parsedToken, hit bool, err error) {
+	accepted := func(pr *provider) bool {
+		return slices.Contains(ru.providers, pr) && slices.Contains(pr.sources, src)
+	}
+	var k [32]byte
+	if p.cache != nil {
+		k = cacheKey(raw)
+		if id = p.cache.get(k, now); id != nil {
+			if !accepted(id.provider) {
+				return nil, nil, false, errProviderNotAllowed
+			}
+			key, found, err := id.provider.keys.Lookup(ctx, id.kid)
+			if err != nil {
+				return nil, nil, false, fmt.Errorf("provider %q: %w: %v", id.provider.name, errKeysUnavailable, err)
+			}
+			if found && key == id.key {
+				return id, nil, true, nil
+			}
+			p.cache.drop(k) // the key was withdrawn or replaced: verify afresh
+		}
+	}
+	if pt, err = parseToken(raw); err != nil {
+		return nil, nil, false, err
+	}
+	pr := p.byIssuer[pt.iss]
+	if pr == nil {
+		return nil, pt, false, errUnknownIssuer
+	}
+	if !accepted(pr) { // only the providers the rule names are tried
+		return nil, pt, false, errProviderNotAllowed
+	}
+	vt, err := pr.verify(ctx, pt, now)
+	if err != nil {
+		return nil, pt, false, err
+	}
+	id = p.newIdentity(vt)
+	if p.cache != nil {
+		p.cache.put(k, id)
+	}
+	return id, pt, false, nil
 }
 
 func tokenDenied(ru *rule, pr *provider, pt *parsedToken, realm string, err error) outcome {

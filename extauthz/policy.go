@@ -24,6 +24,9 @@ type Policy struct {
 	// injectable is every header any provider can set upstream. Each allow removes the ones
 	// it does not set, so a client can never smuggle one in (landscape.md §5.4).
 	injectable []string
+	// claimPaths are the claims rules read; an identity keeps only these.
+	claimPaths []string
+	cache      *tokenCache // nil when disabled
 }
 
 // provider is a compiled config.Provider with its key source.
@@ -108,7 +111,15 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		byName[pr.name] = pr
 	}
 	slices.Sort(p.injectable)
+	p.claimPaths = []string{"scope", "scp"}
 	for _, rc := range cfg.Rules {
+		if rc.Require != nil {
+			for path := range rc.Require.Claims {
+				if !slices.Contains(p.claimPaths, path) {
+					p.claimPaths = append(p.claimPaths, path)
+				}
+			}
+		}
 		if rc.Require != nil && len(p.providers) == 0 {
 			return nil, fmt.Errorf("extauthz: rule %q requires a token but no providers are configured", rc.Name)
 		}
@@ -119,7 +130,25 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		}
 		p.rules = append(p.rules, compileRule(rc, p.providers, byName))
 	}
+	if cfg.Cache.Enabled == nil || *cfg.Cache.Enabled {
+		entries, bytes := cfg.Cache.MaxEntries, cfg.Cache.MaxBytes
+		if entries == 0 {
+			entries = config.DefaultCacheEntries
+		}
+		if bytes == 0 {
+			bytes = config.DefaultCacheBytes
+		}
+		p.cache = newTokenCache(entries, bytes)
+	}
 	return p, nil
+}
+
+// CachedTokens is the number of verified tokens the Policy's cache holds.
+func (p *Policy) CachedTokens() int {
+	if p.cache == nil {
+		return 0
+	}
+	return p.cache.len()
 }
 
 func ruleProviders(r config.Rule) []string {

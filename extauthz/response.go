@@ -1,7 +1,6 @@
 package extauthz
 
 import (
-	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -22,22 +21,16 @@ import (
 func (p *Policy) allowResponse(r *request, o outcome, d Decision) *authv3.CheckResponse {
 	ok := &authv3.OkHttpResponse{}
 	var set []string
-	if vt := o.token; vt != nil {
-		pr := vt.provider
-		for _, ch := range pr.claimHeaders {
-			v, found := claimAt(vt.claims, ch.claim)
-			if !found {
-				continue
+	if id := o.token; id != nil {
+		pr := id.provider
+		for i, ch := range pr.claimHeaders {
+			if v := id.headers[i]; v != noHeader {
+				ok.Headers = append(ok.Headers, overwrite(ch.header, v))
+				set = append(set, ch.header)
 			}
-			text, ok2 := headerText(v)
-			if !ok2 || !validHeaderValue(text) {
-				continue // a claim that cannot be a header value is left out, never mangled
-			}
-			ok.Headers = append(ok.Headers, overwrite(ch.header, text))
-			set = append(set, ch.header)
 		}
 		if pr.payloadHeader != "" {
-			ok.Headers = append(ok.Headers, overwrite(pr.payloadHeader, base64.RawURLEncoding.EncodeToString(vt.payload)))
+			ok.Headers = append(ok.Headers, overwrite(pr.payloadHeader, id.payload))
 			set = append(set, pr.payloadHeader)
 		}
 		if !pr.forwardToken {

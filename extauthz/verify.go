@@ -114,6 +114,7 @@ type verifiedToken struct {
 	key      *jose.JSONWebKey
 	sub      string
 	exp      time.Time // zero when the token has no exp
+	nbf      time.Time // zero when absent
 	claims   map[string]any
 	payload  []byte
 }
@@ -226,8 +227,10 @@ func (p *provider) checkClaims(vt *verifiedToken, now time.Time) error {
 		return errIssuedInFuture
 	}
 	if hasExp {
-		sec, frac := math.Modf(exp)
-		vt.exp = time.Unix(int64(sec), int64(frac*1e9))
+		vt.exp = unixTime(exp)
+	}
+	if hasNbf {
+		vt.nbf = unixTime(nbf)
 	}
 	if p.maxLifetime > 0 && hasExp {
 		from := t
@@ -288,4 +291,9 @@ func hmacKeySize(alg string) int {
 		return 64
 	}
 	return 0
+}
+
+func unixTime(f float64) time.Time {
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9))
 }

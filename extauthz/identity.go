@@ -1,0 +1,58 @@
+package extauthz
+
+import (
+	"encoding/base64"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// identity is a verified token reduced to what decisions and responses read: who it is, the
+// claims rules look at, and the upstream header values already rendered. It is what the
+// token cache holds, so it is kept small (100k of them should fit in tens of MiB).
+type identity struct {
+	provider *provider
+	kid      string
+	key      *jose.JSONWebKey // the key that verified the token; a hit must still find it
+	sub      string
+	exp      time.Time // zero when the token has no exp
+	nbf      time.Time // zero when absent
+	// claims holds only the claims rules can read: scope, scp and every require.claims path.
+	claims map[string]any
+	// headers is parallel to provider.claimHeaders; noHeader marks one not to send.
+	headers []string
+	payload string // base64url payload, when the provider forwards it
+}
+
+// noHeader marks a claim header that is not sent (claim absent or not a valid header
+// value); a NUL can never be a real header value.
+const noHeader = "\x00"
+
+func (p *Policy) newIdentity(vt *verifiedToken) *identity {
+	pr := vt.provider
+	id := &identity{provider: pr, kid: vt.kid, key: vt.key, sub: vt.sub, exp: vt.exp, nbf: vt.nbf}
+	for _, path := range p.claimPaths {
+		if v, ok := claimAt(vt.claims, path); ok {
+			if id.claims == nil {
+				id.claims = make(map[string]any, len(p.claimPaths))
+			}
+			id.claims[path] = v
+		}
+	}
+	if len(pr.claimHeaders) > 0 {
+		id.headers = make([]string, len(pr.claimHeaders))
+		for i, ch := range pr.claimHeaders {
+			id.headers[i] = noHeader
+			if v, ok := claimAt(vt.claims, ch.claim); ok {
+				// A claim that cannot be a header value is left out, never mangled.
+				if text, ok := headerText(v); ok && validHeaderValue(text) {
+					id.headers[i] = text
+				}
+			}
+		}
+	}
+	if pr.payloadHeader != "" {
+		id.payload = base64.RawURLEncoding.EncodeToString(vt.payload)
+	}
+	return id
+}
