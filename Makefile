@@ -1,0 +1,29 @@
+# make test   Envoy (installed on first use, see envoy/install-envoy.sh), then every test
+#             with the race detector; the end-to-end tests in envoy/ run the real Envoy.
+# make demo   the whole demo natively on 127.0.0.1 (envoy/run-demo.sh); Ctrl-C stops it.
+# make build  the three binaries into ./bin.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO ?= go
+GOTESTFLAGS ?=
+
+.PHONY: test vet build demo envoy
+test:
+	@envoy_bin="$$(envoy/install-envoy.sh)"; \
+	echo "ENVOY_BIN=$$envoy_bin"; \
+	ENVOY_BIN="$$envoy_bin" $(GO) test -race $(GOTESTFLAGS) ./...
+
+vet:
+	$(GO) vet ./...
+
+build:
+	$(GO) build -o bin/ ./cmd/jwt-authz ./cmd/demo-issuer ./cmd/demo-upstream
+
+demo:
+	envoy/run-demo.sh
+
+# Print the path of the Envoy the tests use, installing it if needed.
+envoy:
+	@envoy/install-envoy.sh
