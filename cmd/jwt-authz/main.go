@@ -1,0 +1,94 @@
+// Command jwt-authz is the JWT-verifying ext_authz server for Envoy: it reads one YAML config
+// file, loads the providers' keys, and answers envoy.service.auth.v3.Authorization/Check over
+// gRPC, with health, reflection, metrics, hot reload and graceful shutdown.
+//
+//	jwt-authz -config FILE           run the server
+//	jwt-authz -config FILE -check    validate the config and exit 0 (valid) or 1
+//	jwt-authz -version               print version, commit and Go version
+//	jwt-authz -healthcheck URL       GET URL, exit 0 on 200 (container health checks)
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
+	"time"
+
+	"github.com/jwt-authz/jwt-authz/config"
+)
+
+// Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, errQuietExit) {
+			fmt.Fprintln(os.Stderr, "jwt-authz:", err)
+		}
+		os.Exit(1)
+	}
+}
+
+// errQuietExit: the failure was already reported.
+var errQuietExit = errors.New("exit 1")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("jwt-authz", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configPath := fs.String("config", "", "path to the YAML config file")
+	check := fs.Bool("check", false, "validate the config file and exit")
+	showVersion := fs.Bool("version", false, "print the version and exit")
+	healthURL := fs.String("healthcheck", "", "GET this URL and exit 0 on 200 (for container health checks)")
+	if err := fs.Parse(args); err != nil {
+		return errQuietExit
+	}
+	switch {
+	case *showVersion:
+		fmt.Fprintf(stdout, "jwt-authz %s (commit %s, %s)\n", version, commit, runtime.Version())
+		return nil
+	case *healthURL != "":
+		return healthcheck(*healthURL)
+	case *configPath == "":
+		fmt.Fprintln(stderr, "jwt-authz: -config is required")
+		fs.Usage()
+		return errQuietExit
+	}
+	cfg, err := config.Load(*configPath)
+	if err != nil {
+		if *check {
+			fmt.Fprintln(stderr, err)
+			return errQuietExit
+		}
+		return err
+	}
+	if *check {
+		fmt.Fprintf(stdout, "%s: ok (%d providers, %d rules)\n", *configPath, len(cfg.Providers), len(cfg.Rules))
+		return nil
+	}
+	return serve(ctx, *configPath, cfg, stderr)
+}
+
+func healthcheck(url string) error {
+	c := &http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jwt-authz/jwt-authz/config"
+)
+
+// reloadPoll is how often the config file is compared with what is loaded. Polling the
+// content (not watching inodes) follows Kubernetes ConfigMap symlink swaps and editors that
+// replace files.
+const reloadPoll = 2 * time.Second
+
+// watchReloads re-reads the config on SIGHUP and whenever the file's content changes.
+func (a *app) watchReloads(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	t := time.NewTicker(reloadPoll)
+	defer t.Stop()
+	last := fileDigest(a.configPath)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			a.log.Info("SIGHUP: reloading config")
+			last = fileDigest(a.configPath)
+			a.reload(ctx)
+		case <-t.C:
+			if d := fileDigest(a.configPath); d != nil && !bytes.Equal(d, last) {
+				last = d
+				a.log.Info("config file changed: reloading")
+				a.reload(ctx)
+			}
+		}
+	}
+}
+
+// reload validates the file and swaps it in atomically; an invalid file is refused, logged
+// and counted, and the running config keeps serving. Calls in flight finish under the
+// policy they started with.
+func (a *app) reload(ctx context.Context) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	cfg, err := config.Load(a.configPath)
+	if err != nil {
+		a.metrics.reloads.WithLabelValues("error").Inc()
+		a.log.Error("config reload refused; keeping the running config", "err", err)
+		return false
+	}
+	prev := a.cur.Load()
+	if cfg.GRPCAddress != prev.cfg.GRPCAddress || cfg.HTTPAddress != prev.cfg.HTTPAddress ||
+		*cfg.Reflection != *prev.cfg.Reflection || (cfg.TLS == nil) != (prev.cfg.TLS == nil) {
+		a.log.Warn("listener settings changed; they take effect on restart")
+	}
+	inst, err := a.build(ctx, cfg, prev)
+	if err != nil {
+		a.metrics.reloads.WithLabelValues("error").Inc()
+		a.log.Error("config reload refused; keeping the running config", "err", err)
+		return false
+	}
+	a.cur.Store(inst)
+	a.authz.SetPolicy(inst.policy)
+	prev.stopExcept(inst)
+	a.metrics.reloads.WithLabelValues("ok").Inc()
+	a.log.Info("config reloaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules))
+	return true
+}
+
+func fileDigest(path string) []byte {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	d := sha256.Sum256(b)
+	return d[:]
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/reflection"
+
+	"github.com/jwt-authz/jwt-authz/config"
+	"github.com/jwt-authz/jwt-authz/extauthz"
+)
+
+// authzService is the gRPC health service name Envoy or Istio may probe besides "".
+const authzService = "envoy.service.auth.v3.Authorization"
+
+// app is one running server: listeners, the swappable policy and its key sets.
+type app struct {
+	log        *slog.Logger
+	configPath string
+	metrics    *metrics
+	authz      *extauthz.Server
+	health     *health.Server
+	draining   atomic.Bool
+
+	mu  sync.Mutex // serialises reloads
+	cur atomic.Pointer[instance]
+}
+
+func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io.Writer) error {
+	log := newLogger(stderr, cfg.Log.Level)
+	reg := prometheus.NewRegistry()
+	a := &app{log: log, configPath: configPath, health: health.NewServer()}
+	a.metrics = newMetrics(reg, a)
+
+	// Not serving until every provider has keys (Envoy's health checks keep traffic away).
+	a.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	a.health.SetServingStatus(authzService, healthpb.HealthCheckResponse_NOT_SERVING)
+
+	inst, err := a.build(ctx, cfg, nil)
+	if err != nil {
+		return err
+	}
+	a.cur.Store(inst)
+	a.authz = extauthz.NewServer(inst.policy, extauthz.Options{
+		Logger:          log,
+		Observe:         a.metrics.observe,
+		AllowSampleRate: cfg.Log.AllowSampleRate,
+	})
+
+	lis, err := listen(cfg.GRPCAddress)
+	if err != nil {
+		return err
+	}
+	opts := []grpc.ServerOption{
+		// Envoy's HTTP/2 keepalive pings every few minutes at most; accept them instead of
+		// answering GOAWAY too_many_pings (envoy-extauthz.md §3).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.MaxRecvMsgSize(4 << 20),
+	}
+	if cfg.TLS != nil {
+		tc, err := newTLSConfig(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile), cfg.Path(cfg.TLS.ClientCAFile))
+		if err != nil {
+			return err
+		}
+		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
+	}
+	gs := grpc.NewServer(opts...)
+	authv3.RegisterAuthorizationServer(gs, a.authz)
+	healthpb.RegisterHealthServer(gs, a.health)
+	if *cfg.Reflection {
+		reflection.Register(gs)
+	}
+
+	var hs *http.Server
+	if cfg.HTTPAddress != "" {
+		hl, err := listen(cfg.HTTPAddress)
+		if err != nil {
+			lis.Close()
+			return err
+		}
+		hs = &http.Server{Addr: hl.Addr().String(), Handler: a.httpHandler(reg), ReadHeaderTimeout: 5 * time.Second}
+		go func() {
+			if err := hs.Serve(hl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http server stopped", "err", err)
+			}
+		}()
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- gs.Serve(lis) }()
+	httpAddr := ""
+	if hs != nil {
+		httpAddr = hs.Addr
+	}
+	log.Info("serving", "grpc_address", lis.Addr().String(), "http_address", httpAddr,
+		"providers", len(cfg.Providers), "rules", len(cfg.Rules), "version", version)
+
+	go a.watchReadiness(ctx)
+	go a.watchReloads(ctx)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("grpc server: %w", err)
+	case <-ctx.Done():
+	}
+	a.shutdown(gs, hs, a.cur.Load().cfg)
+	return nil
+}
+
+// shutdown: not ready at once, keep answering for shutdown_delay so health checks move
+// traffic away, then let in-flight calls finish within shutdown_timeout.
+func (a *app) shutdown(gs *grpc.Server, hs *http.Server, cfg *config.Config) {
+	a.draining.Store(true)
+	a.setServing(false)
+	a.log.Info("draining", "shutdown_delay", cfg.ShutdownDelay.D().String())
+	time.Sleep(cfg.ShutdownDelay.D())
+	done := make(chan struct{})
+	go func() { gs.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(cfg.ShutdownTimeout.D()):
+		a.log.Warn("shutdown timeout: cancelling in-flight calls")
+		gs.Stop()
+	}
+	if hs != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		hs.Shutdown(sctx)
+		cancel()
+	}
+	a.cur.Load().stop()
+	a.log.Info("stopped")
+}
+
+// ready: keys loaded for every provider and not draining.
+func (a *app) ready() bool {
+	return !a.draining.Load() && a.cur.Load().policy.Ready()
+}
+
+func (a *app) setServing(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	a.health.SetServingStatus("", st)
+	a.health.SetServingStatus(authzService, st)
+}
+
+// watchReadiness keeps gRPC health in step with key state, which changes on its own
+// (first fetch, max_stale exceeded, recovery).
+func (a *app) watchReadiness(ctx context.Context) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	last := -1
+	for {
+		r := 0
+		if a.ready() {
+			r = 1
+		}
+		if r != last && !a.draining.Load() {
+			a.setServing(r == 1)
+			a.log.Info("readiness", "ready", r == 1)
+			last = r
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *app) httpHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		switch {
+		case a.draining.Load():
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+		case !a.cur.Load().policy.Ready():
+			http.Error(w, "keys not loaded", http.StatusServiceUnavailable)
+		default:
+			io.WriteString(w, "ready\n")
+		}
+	})
+	mux.Handle("GET /metrics", metricsHandler(reg))
+	return mux
+}
+
+// listen accepts host:port or unix:///path.
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("listen %s: %w", addr, err)
+		}
+		return net.Listen("unix", path)
+	}
+	return net.Listen("tcp", addr)
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(level))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}
