@@ -177,7 +177,6 @@ func TestLoginRejects(t *testing.T) {
 	})
 }
 
-
 func TestLoginRateLimit(t *testing.T) {
 	t.Run("per user then per client", func(t *testing.T) {
 		ti := startIssuer(t, "-user-limit", "2", "-ip-limit", "4")
