@@ -105,7 +105,7 @@ func (s *stack) scenarios(t *testing.T) {
 	t.Run("wrong password is 401", func(t *testing.T) {
 		r := s.do(t, "POST", "/login", jsonHeader, `{"username":"alice","password":"wrong"}`)
 		if r.status != 401 || r.isEcho() {
-			t.Errorf("POST /login (alice, wrong password) = %d %.200s, want 401 from the issuer", r.status, r.body)
+			t.Errorf("POST /login (alice, wrong password) = %d %s, want 401 from the issuer", r.status, clip(r.body))
 		}
 	})
 
@@ -141,7 +141,7 @@ func (s *stack) scenarios(t *testing.T) {
 			r := s.do(t, "GET", p, nil, "")
 			var doc map[string]any
 			if r.status != 200 || json.Unmarshal(r.body, &doc) != nil || r.isEcho() {
-				t.Errorf("GET %s (no token) = %d %.200s, want 200 JSON from the issuer", p, r.status, r.body)
+				t.Errorf("GET %s (no token) = %d %s, want 200 JSON from the issuer", p, r.status, clip(r.body))
 			}
 		}
 		// POST /login was exercised above; only POST is open: GET /login is the API's.
@@ -174,7 +174,7 @@ func (s *stack) scenarios(t *testing.T) {
 				case r.isEcho():
 					t.Errorf("%s %s (no token) = %d from the upstream, want it stopped", tc.method, tc.target, r.status)
 				case r.status < 300 || !slices.Contains([]int{301, 302, 307, 308, 400, 401, 404}, r.status):
-					t.Errorf("%s %s (no token) = %d %.200s, want 401, 400, 404 or a redirect", tc.method, tc.target, r.status, r.body)
+					t.Errorf("%s %s (no token) = %d %s, want 401, 400, 404 or a redirect", tc.method, tc.target, r.status, clip(r.body))
 				default:
 					t.Logf("%s %s (no token) = %d %s", tc.method, tc.target, r.status, r.header.Get("Location"))
 				}
@@ -210,7 +210,7 @@ func (s *stack) scenarios(t *testing.T) {
 			}{{"/api/things", bearer(alice)}, {"/public/x", nil}, {"/api/things", nil}} {
 				r := s.do(t, "GET", tc.path, tc.h, "")
 				if r.status != 503 || r.isEcho() {
-					t.Errorf("try %d: GET %s with jwt-authz down = %d %.200s, want 503", i, tc.path, r.status, r.body)
+					t.Errorf("try %d: GET %s with jwt-authz down = %d %s, want 503", i, tc.path, r.status, clip(r.body))
 				}
 			}
 		}
@@ -294,7 +294,7 @@ func (s *stack) login(t *testing.T, user, password string) string {
 		TokenType   string `json:"token_type"`
 	}
 	if r.status != 200 || json.Unmarshal(r.body, &tok) != nil || tok.AccessToken == "" {
-		t.Fatalf("POST /login (%s) = %d %s, want 200 and an access_token", user, r.status, redact(string(r.body)))
+		t.Fatalf("POST /login (%s) = %d %s, want 200 and an access_token", user, r.status, clip(r.body))
 	}
 	if tok.Token != tok.AccessToken || !strings.EqualFold(tok.TokenType, "Bearer") {
 		t.Errorf("POST /login (%s): token == access_token is %v, token_type %q; want true, Bearer", user, tok.Token == tok.AccessToken, tok.TokenType)
@@ -320,7 +320,7 @@ func (r reply) upstream(t *testing.T, status int) echo {
 	t.Helper()
 	var e echo
 	if r.status != status || json.Unmarshal(r.body, &e) != nil || e.Headers == nil {
-		t.Fatalf("status %d, body %.300s; want %d from the upstream", r.status, r.body, status)
+		t.Fatalf("status %d, body %s; want %d from the upstream", r.status, clip(r.body), status)
 	}
 	return e
 }
@@ -354,7 +354,7 @@ func (r reply) challenge(t *testing.T, status int, code string) {
 		t.Fatalf("status %d from the upstream, want %d from jwt-authz", r.status, status)
 	}
 	if r.status != status {
-		t.Errorf("status %d (%.200s), want %d", r.status, r.body, status)
+		t.Errorf("status %d (%s), want %d", r.status, clip(r.body), status)
 	}
 	www := r.header.Get("WWW-Authenticate")
 	if !strings.HasPrefix(www, "Bearer ") || !strings.Contains(www, `realm="`) {
@@ -374,6 +374,6 @@ func (r reply) challenge(t *testing.T, status int, code string) {
 		t.Errorf("Content-Type %q, want application/json", ct)
 	}
 	if err := json.Unmarshal(r.body, &body); err != nil || body.Error != code {
-		t.Errorf("body %.200s, want JSON error %q", r.body, code)
+		t.Errorf("body %s, want JSON error %q", clip(r.body), code)
 	}
 }

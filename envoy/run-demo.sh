@@ -64,7 +64,8 @@ wait_ok demo-issuer http://127.0.0.1:8080/healthz
 wait_ok demo-upstream http://127.0.0.1:8081/healthz
 run jwt-authz bin/jwt-authz -config "$work/jwt-authz.yaml"
 wait_ok jwt-authz http://127.0.0.1:9002/readyz
-run envoy "$envoy_bin" -c "$work/envoy.yaml" --disable-hot-restart --concurrency 1 --log-level info
+run envoy "$envoy_bin" -c "$work/envoy.yaml" --disable-hot-restart --concurrency 1 --log-level info \
+	--file-flush-interval-msec 500
 wait_ok envoy http://127.0.0.1:9901/ready LIVE
 wait_ok envoy http://127.0.0.1:9901/clusters "authz::127.0.0.1:9001::health_flags::healthy"
 

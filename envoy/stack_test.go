@@ -135,11 +135,26 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// jwtLike matches compact JWS (and so JWTs): logs that reach the test output never carry one,
-// whatever a process under test printed.
-var jwtLike = regexp.MustCompile(`eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]*`)
+// Logs and bodies that reach the test output never carry a credential, whatever a process
+// under test printed or echoed: anything shaped like a JWS (or the start of one) and any
+// Bearer credential is replaced.
+var (
+	jwtLike    = regexp.MustCompile(`eyJ[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]*){0,2}`)
+	bearerLike = regexp.MustCompile(`(?i)(bearer\s+)[^\s"',;]+`)
+)
 
-func redact(s string) string { return jwtLike.ReplaceAllString(s, "<jwt redacted>") }
+func redact(s string) string {
+	return jwtLike.ReplaceAllString(bearerLike.ReplaceAllString(s, "${1}<redacted>"), "<jwt redacted>")
+}
+
+// clip is a response body fit for a failure message: credentials redacted, then cut short.
+func clip(b []byte) string {
+	s := redact(string(b))
+	if len(s) > 300 {
+		s = s[:300] + "..."
+	}
+	return s
+}
 
 // stack is the whole demo on 127.0.0.1: demo-issuer, demo-upstream, jwt-authz and Envoy, run
 // from envoy.yaml and jwt-authz.yaml rewritten for loopback (rewrite_test.go).
@@ -222,7 +237,9 @@ func startStack(t *testing.T, rawHeaders bool) *stack {
 	s.authz.waitFor(t, "GET /readyz", httpOK("http://"+local(s.AuthzHTTP)+"/readyz", ""))
 
 	s.envoy = start(t, "envoy", envoyBin, "-c", envoyFile, "--disable-hot-restart",
-		"--concurrency", "1", "--log-level", "info")
+		"--concurrency", "1", "--log-level", "warning",
+		// Access log lines are read by the tests: flush them every 200ms, not every 10s.
+		"--file-flush-interval-msec", "200")
 	s.envoy.waitFor(t, "admin /ready", httpOK(s.admin+"/ready", "LIVE"))
 	s.envoy.waitFor(t, "authz cluster healthy",
 		httpOK(s.admin+"/clusters", "authz::"+local(s.Authz)+"::health_flags::healthy"))
@@ -236,7 +253,7 @@ func writeFile(t *testing.T, name string, data []byte) {
 	}
 }
 
-// accessLog waits up to 5s (Envoy flushes its log about once a second) for an access log
+// accessLog waits up to 5s (Envoy flushes its log every 200ms here) for an access log
 // line that contains every one of parts, and returns it.
 func (s *stack) accessLog(parts ...string) (string, error) {
 	deadline := time.Now().Add(5 * time.Second)
@@ -260,4 +277,17 @@ func containsAll(s string, parts []string) bool {
 		}
 	}
 	return true
+}
+
+func TestRedact(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`{"Authorization":["Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"]}`, `{"Authorization":["Bearer <redacted>"]}`},
+		{`cut eyJhbGciOiJFUzI1NiJ9.eyJzd`, `cut <jwt redacted>`},
+		{`authorization: bearer opaque-token-123`, `authorization: bearer <redacted>`},
+		{`nothing to hide`, `nothing to hide`},
+	} {
+		if got := redact(tc.in); got != tc.want {
+			t.Errorf("redact(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
 }

@@ -63,13 +63,13 @@ func (s *stack) kid(t *testing.T) string {
 	t.Helper()
 	r := s.do(t, "GET", "/.well-known/jwks.json", nil, "")
 	if r.status != 200 {
-		t.Fatalf("GET /.well-known/jwks.json = %d, want 200\n%s", r.status, r.body)
+		t.Fatalf("GET /.well-known/jwks.json = %d, want 200\n%s", r.status, clip(r.body))
 	}
 	var set struct {
 		Keys []struct{ Kid, Kty, Crv, X, Y string }
 	}
 	if err := json.Unmarshal(r.body, &set); err != nil {
-		t.Fatalf("GET /.well-known/jwks.json: %v\n%s", err, r.body)
+		t.Fatalf("GET /.well-known/jwks.json: %v\n%s", err, clip(r.body))
 	}
 	pub, err := s.key.PublicKey.Bytes() // 0x04 || X || Y
 	if err != nil {
