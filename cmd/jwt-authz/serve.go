@@ -38,6 +38,9 @@ type app struct {
 	authz      *extauthz.Server
 	health     *health.Server
 	draining   atomic.Bool
+	// serving is the readiness last published to gRPC health; /readyz reports the same
+	// value so the two never disagree.
+	serving atomic.Bool
 
 	mu  sync.Mutex // serialises reloads
 	cur atomic.Pointer[instance]
@@ -175,6 +178,7 @@ func (a *app) watchReadiness(ctx context.Context) {
 		}
 		if r != last && !a.draining.Load() {
 			a.setServing(r == 1)
+			a.serving.Store(r == 1)
 			a.log.Info("readiness", "ready", r == 1)
 			last = r
 		}
@@ -195,7 +199,7 @@ func (a *app) httpHandler(reg *prometheus.Registry) http.Handler {
 		switch {
 		case a.draining.Load():
 			http.Error(w, "draining", http.StatusServiceUnavailable)
-		case !a.cur.Load().policy.Ready():
+		case !a.serving.Load():
 			http.Error(w, "keys not loaded", http.StatusServiceUnavailable)
 		default:
 			io.WriteString(w, "ready\n")
