@@ -18,6 +18,10 @@
 //	POST /rotate                           publish a new key, sign with it after -publish-delay
 //	GET  /healthz
 //
+// Key rotation (POST /rotate, or every -rotate-every) publishes a new key in the JWKS at
+// once, signs with it from -publish-delay later, and keeps the previous key published for
+// -ttl after it stopped signing, so every token it signed verifies until it expires.
+//
 // It is a demo, not an identity provider: users live in a file, keys in memory (or one
 // PEM file), and there are no refresh tokens, consent or sessions.
 package main
@@ -88,8 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.issuer, "issuer", "", "the `URL` put in iss and at the base of the discovery document's URLs (required)")
 	fs.StringVar(&c.audience, "audience", "", "the aud claim of every token (required)")
 	fs.StringVar(&c.usersFile, "users", "", "users `file` (YAML or JSON) with bcrypt password hashes (required)")
-	fs.StringVar(&c.keyFile, "key-file", "", "PEM private `file` (PKCS#8, SEC1 or PKCS#1) for the first signing key; default: generate one")
-	alg := fs.String("alg", string(jose.ES256), "signing algorithm, ES256 (P-256) or RS256 (RSA 2048); with -key-file, default: the key's")
+	fs.StringVar(&c.keyFile, "key-file", "", "PEM `file` with the first signing key (PKCS#8, SEC1 or PKCS#1); default: generate one")
+	alg := fs.String("alg", string(jose.ES256), "signing algorithm, ES256 (P-256) or RS256 (RSA 2048); with -key-file the key's type decides, and -alg, if given, must agree")
 	fs.DurationVar(&c.ttl, "ttl", 15*time.Minute, "token lifetime; also how long a retired key stays in the JWKS")
 	fs.DurationVar(&c.rotateEvery, "rotate-every", 0, "rotate the signing key this often; 0 rotates only on POST /rotate")
 	fs.DurationVar(&c.publishDelay, "publish-delay", 0, "how long a new key is in the JWKS before it signs; 0 suits verifiers that refetch on an unknown kid "+
@@ -192,8 +196,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 
 	log.Info("starting", "issuer", cfg.issuer, "audience", cfg.audience, "alg", cfg.alg,
-		"kid", keys.public()[0].KeyID, "ttl", cfg.ttl, "users", len(users.byName),
-		"rotate_every", cfg.rotateEvery, "publish_delay", cfg.publishDelay)
+		"kid", keys.public()[0].KeyID, "ttl", cfg.ttl.String(), "users", len(users.byName),
+		"rotate_every", cfg.rotateEvery.String(), "publish_delay", cfg.publishDelay.String())
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
