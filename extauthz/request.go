@@ -52,7 +52,9 @@ func newRequest(attrs *authv3.AttributeContext) *request {
 			host, _ = r.header("host")
 		}
 	}
-	r.host = hostWithoutPort(strings.ToLower(host))
+	// A fully qualified "api.example.com." names the same host as "api.example.com" (and
+	// upstreams such as nginx treat it so); without the trim it would skip host rules.
+	r.host = strings.TrimSuffix(hostWithoutPort(strings.ToLower(host)), ".")
 	p := h.GetPath()
 	if p == "" {
 		p, _ = r.header(":path")
