@@ -160,8 +160,9 @@ func clip(b []byte) string {
 // from envoy.yaml and jwt-authz.yaml rewritten for loopback (rewrite_test.go).
 type stack struct {
 	ports
-	base  string // Envoy's listener, http://127.0.0.1:port
-	admin string // Envoy's admin API
+	rawHeaders bool   // Envoy runs with encode_raw_headers
+	base       string // Envoy's listener, http://127.0.0.1:port
+	admin      string // Envoy's admin API
 
 	issuer   string            // iss of the issuer's tokens (from jwt-authz.yaml)
 	audience string            // the audience jwt-authz accepts
@@ -180,7 +181,7 @@ func startStack(t *testing.T, rawHeaders bool) *stack {
 		bins[c] = binary(t, c)
 	}
 	dir := t.TempDir()
-	s := &stack{ports: freePorts(t)}
+	s := &stack{ports: freePorts(t), rawHeaders: rawHeaders}
 	s.base = "http://127.0.0.1:" + strconv.Itoa(s.Listener)
 	s.admin = "http://127.0.0.1:" + strconv.Itoa(s.Admin)
 
