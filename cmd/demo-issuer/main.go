@@ -32,6 +32,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/jwt-authz/jwt-authz/internal/probe"
 	"io"
 	"log/slog"
 	"net"
@@ -81,6 +82,7 @@ type config struct {
 	userLimit       int
 	ipLimit         int
 	trustedProxies  []netip.Prefix
+	healthURL       string // -healthcheck: probe and exit
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -101,8 +103,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.userLimit, "user-limit", 5, "login attempts per minute per username; 0 disables")
 	fs.IntVar(&c.ipLimit, "ip-limit", 20, "login attempts per minute per client address; 0 disables")
 	proxies := fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For (last hop) names the client; default: none")
+	fs.StringVar(&c.healthURL, "healthcheck", "", "GET this `URL` and exit 0 on 200 (container health checks); nothing else runs")
 	if err := fs.Parse(args); err != nil {
 		return c, err // flag has printed the error and the usage
+	}
+	if c.healthURL != "" {
+		return c, nil
 	}
 	fs.Visit(func(f *flag.Flag) { c.algSet = c.algSet || f.Name == "alg" })
 	c.alg = jose.SignatureAlgorithm(*alg)
@@ -145,6 +151,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg, err := parseFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.healthURL != "" {
+		return probe.Get(cfg.healthURL)
 	}
 	log := slog.New(slog.NewJSONHandler(stderr, nil))
 

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/jwt-authz/jwt-authz/internal/probe"
 	"io"
 	"log/slog"
 	"maps"
@@ -47,8 +48,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo-upstream", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", "127.0.0.1:8081", "`host:port` to listen on")
+	healthURL := fs.String("healthcheck", "", "GET this `URL` and exit 0 on 200 (container health checks)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *healthURL != "" {
+		return probe.Get(*healthURL)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", fs.Arg(0))

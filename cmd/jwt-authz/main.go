@@ -14,14 +14,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
 	"syscall"
-	"time"
 
 	"github.com/jwt-authz/jwt-authz/config"
+	"github.com/jwt-authz/jwt-authz/internal/probe"
 )
 
 // Set at build time: -ldflags "-X main.version=v1.2.3 -X main.commit=abc123".
@@ -59,7 +58,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "jwt-authz %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
 	case *healthURL != "":
-		return healthcheck(*healthURL)
+		return probe.Get(*healthURL)
 	case *configPath == "":
 		fmt.Fprintln(stderr, "jwt-authz: -config is required")
 		fs.Usage()
@@ -78,17 +77,4 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	return serve(ctx, *configPath, cfg, stderr)
-}
-
-func healthcheck(url string) error {
-	c := &http.Client{Timeout: 3 * time.Second}
-	resp, err := c.Get(url)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: %s", url, resp.Status)
-	}
-	return nil
 }
