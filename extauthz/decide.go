@@ -177,7 +177,7 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 // authenticate turns a credential into a verified identity: from the cache when the same
 // token was verified under this Policy and its key is still in the provider's set, else by
 // parsing and verifying it. Either way the token's provider must be one the rule accepts,
-// reading the source the token came from. pt is nil on a cache hit.
+// reading the source the token came from. pt is nil on a cache hit that is allowed.
 func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, raw string, now time.Time) (id *identity, pt *parsedToken, hit bool, err error) {
 	accepted := func(pr *provider) bool {
 		return slices.Contains(ru.providers, pr) && slices.Contains(pr.sources, src)
@@ -186,12 +186,15 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	if p.cache != nil {
 		k = cacheKey(raw)
 		if id = p.cache.get(k, now); id != nil {
+			// A refusal reports what parsing would have found (provider, realm, kid), so a
+			// cached token is answered and logged exactly like an uncached one.
+			seen := func() *parsedToken { return &parsedToken{kid: id.kid, iss: id.provider.issuer} }
 			if !accepted(id.provider) {
-				return nil, nil, false, errProviderNotAllowed
+				return nil, seen(), false, errProviderNotAllowed
 			}
 			key, found, err := id.provider.keys.Lookup(ctx, id.kid)
 			if err != nil {
-				return nil, nil, false, fmt.Errorf("provider %q: %w: %v", id.provider.name, errKeysUnavailable, err)
+				return nil, seen(), false, fmt.Errorf("provider %q: %w: %v", id.provider.name, errKeysUnavailable, err)
 			}
 			if found && key == id.key {
 				return id, nil, true, nil
