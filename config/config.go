@@ -11,6 +11,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -255,7 +258,7 @@ func Parse(data []byte, dir string) (*Config, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, errors.New("empty file")
 		}
-		return nil, err
+		return nil, withFieldPaths(data, err)
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
@@ -275,4 +278,86 @@ func (c *Config) Path(p string) string {
 		return p
 	}
 	return filepath.Join(c.Dir, p)
+}
+
+// lineError is one "line N: message" of a decoding error from yaml.v3 or UnmarshalYAML.
+var lineError = regexp.MustCompile(`line (\d+): ([^\n]*)`)
+
+// unknownField is how yaml.v3 reports a key that KnownFields refuses.
+var unknownField = regexp.MustCompile(`^field (\S+) not found`)
+
+// withFieldPaths puts the field path in front of every "line N: ..." of a decoding error,
+// which yaml.v3 and Duration report by line only, so that decoding errors name their field
+// like validation errors do ("providers[0].clock_skew: line 7: want a duration string").
+func withFieldPaths(data []byte, err error) error {
+	var root yaml.Node
+	if yaml.Unmarshal(data, &root) != nil {
+		return err
+	}
+	var fields []field
+	collectFields(&root, "", &fields)
+	msg := lineError.ReplaceAllStringFunc(err.Error(), func(m string) string {
+		sub := lineError.FindStringSubmatch(m)
+		line, _ := strconv.Atoi(sub[1])
+		var on []field
+		for _, f := range fields {
+			if f.line == line {
+				on = append(on, f)
+			}
+		}
+		if u := unknownField.FindStringSubmatch(sub[2]); u != nil {
+			for _, f := range on {
+				if f.name == u[1] {
+					return f.path + ": " + m
+				}
+			}
+			return m
+		}
+		// Several keys on one line (a flow mapping): the one whose value the message quotes.
+		var quoted []field
+		for _, f := range on {
+			if f.value.Kind == yaml.ScalarNode && strings.Contains(sub[2], strconv.Quote(f.value.Value)) {
+				quoted = append(quoted, f)
+			}
+		}
+		switch {
+		case len(quoted) == 1:
+			return quoted[0].path + ": " + m
+		case len(on) == 1:
+			return on[0].path + ": " + m
+		}
+		return m
+	})
+	return errors.New(msg)
+}
+
+// field is a mapping key of the file with its path ("providers[0].keys[1].jwks_uri").
+type field struct {
+	line  int
+	name  string
+	path  string
+	value *yaml.Node
+}
+
+func collectFields(n *yaml.Node, path string, out *[]field) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			collectFields(c, path, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if path != "" {
+				p = path + "." + k.Value
+			}
+			*out = append(*out, field{line: k.Line, name: k.Value, path: p, value: v})
+			collectFields(v, p, out)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			collectFields(c, fmt.Sprintf("%s[%d]", path, i), out)
+		}
+	}
 }
