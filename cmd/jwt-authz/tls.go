@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -11,7 +12,7 @@ import (
 )
 
 // certReloader serves the certificate, key and client CA from files, re-reading them when
-// their modification times change, so a rotated certificate (cert-manager, a Kubernetes
+// their content changes, so a rotated certificate (cert-manager, a Kubernetes
 // Secret) is picked up on the next handshake without a restart. A file that fails to load
 // keeps the previous material.
 type certReloader struct {
@@ -86,15 +87,17 @@ func (r *certReloader) loadLocked() error {
 	return nil
 }
 
+// stampNow digests the files' content: robust to symlink swaps (Kubernetes Secrets) and to
+// rewrites within one mtime tick; they are small and read at most once a second.
 func (r *certReloader) stampNow() string {
-	s := ""
+	h := sha256.New()
 	for _, f := range []string{r.certFile, r.keyFile, r.caFile} {
 		if f == "" {
 			continue
 		}
-		if fi, err := os.Stat(f); err == nil {
-			s += fmt.Sprintf("%d/%d;", fi.ModTime().UnixNano(), fi.Size())
-		}
+		b, _ := os.ReadFile(f)
+		h.Write(b)
+		h.Write([]byte{0})
 	}
-	return s
+	return string(h.Sum(nil))
 }
