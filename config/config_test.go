@@ -1,0 +1,319 @@
+package config
+
+import (
+	"crypto/ecdsa"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestLoadExample(t *testing.T) {
+	c, err := Load("testdata/example.yaml")
+	if err != nil {
+		t.Fatalf("Load(example.yaml) = %v", err)
+	}
+	dir, err := filepath.Abs("testdata")
+	if err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	one := 1.0
+	want := &Config{
+		GRPCAddress:     "127.0.0.1:9001",
+		HTTPAddress:     "127.0.0.1:9002",
+		Reflection:      &yes,
+		MaxTokenBytes:   16 << 10,
+		ShutdownTimeout: Duration(10 * time.Second),
+		Log:             Log{Level: "info", AllowSampleRate: &one},
+		Cache:           Cache{Enabled: &yes, MaxEntries: 100_000, MaxBytes: 64 << 20},
+		Providers: []Provider{{
+			Name:       "demo",
+			Issuer:     "https://issuer.example",
+			Audiences:  []string{"demo-api"},
+			Algorithms: []string{"RS256", "ES256", "HS256"},
+			ClockSkew:  Duration(30 * time.Second),
+			RequireExp: &yes,
+			Types:      []string{"JWT", "at+jwt", "application/jwt", "application/at+jwt"},
+			Realm:      "demo",
+			Keys: []Key{
+				{
+					JWKSURI:            "https://issuer.example/.well-known/jwks.json",
+					RefreshInterval:    Duration(5 * time.Minute),
+					MinRefreshInterval: Duration(time.Minute),
+					MaxRefreshInterval: Duration(24 * time.Hour),
+					MaxStale:           Duration(24 * time.Hour),
+					UnknownKIDCooldown: Duration(10 * time.Second),
+					Timeout:            Duration(5 * time.Second),
+				},
+				{JWKSFile: "keys/jwks.json"},
+				{PEMFile: "keys/rsa.pub.pem", KID: "rsa-2024"},
+				{HMACSecretFile: "keys/hs.secret", KID: "hs-1"},
+			},
+			TokenSources: []TokenSource{
+				{Header: "authorization", Prefix: "Bearer"},
+				{Cookie: "access_token"},
+			},
+			ClaimsToHeaders:      map[string]string{"sub": "x-jwt-sub", "roles": "x-jwt-roles"},
+			ForwardPayloadHeader: "x-jwt-payload",
+			ForwardToken:         &yes,
+		}},
+		Rules: []Rule{
+			{Name: "public", Match: Match{PathPrefix: "/public"}, Action: "allow"},
+			{Name: "admin", Match: Match{PathPrefix: "/admin", Methods: []string{"POST", "DELETE"}},
+				Require: &Require{Providers: []string{"demo"}, Scopes: []string{"admin"}}},
+			{Name: "api", Match: Match{PathPrefix: "/"}, Require: &Require{Providers: []string{"demo"}}},
+		},
+		DefaultAction: "deny",
+		NonHTTPAction: "deny",
+		Dir:           dir,
+	}
+	if diff := cmp.Diff(want, c); diff != "" {
+		t.Errorf("Load(example.yaml) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+// TestExampleKeyFiles: the files the example names exist next to it and hold what the
+// issue describes, so the keys package (and a reader) can load them.
+func TestExampleKeyFiles(t *testing.T) {
+	c, err := Load("testdata/example.yaml")
+	if err != nil {
+		t.Fatalf("Load(example.yaml) = %v", err)
+	}
+	k := c.Providers[0].Keys
+
+	data, err := os.ReadFile(c.Path(k[2].PEMFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(data)
+	if block == nil {
+		t.Fatalf("%s: no PEM block", k[2].PEMFile)
+	}
+	pub, err := x509.ParsePKIXPublicKey(block.Bytes)
+	if err != nil {
+		t.Fatalf("%s: %v", k[2].PEMFile, err)
+	}
+	if rsaPub, ok := pub.(*rsa.PublicKey); !ok || rsaPub.N.BitLen() != 2048 {
+		t.Errorf("%s holds %T, want a 2048-bit RSA public key", k[2].PEMFile, pub)
+	}
+
+	data, err = os.ReadFile(c.Path(k[1].JWKSFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var set jose.JSONWebKeySet
+	if err := json.Unmarshal(data, &set); err != nil {
+		t.Fatalf("%s: %v", k[1].JWKSFile, err)
+	}
+	var kinds []string
+	for _, key := range set.Keys {
+		switch v := key.Key.(type) {
+		case *ecdsa.PublicKey:
+			kinds = append(kinds, v.Curve.Params().Name+"/"+key.KeyID)
+		case []byte:
+			kinds = append(kinds, fmt.Sprintf("oct%d/%s", 8*len(v), key.KeyID))
+		default:
+			kinds = append(kinds, fmt.Sprintf("%T/%s", v, key.KeyID))
+		}
+	}
+	if got, want := strings.Join(kinds, " "), "P-256/ec-1 oct256/oct-1"; got != want {
+		t.Errorf("%s keys = %s, want %s", k[1].JWKSFile, got, want)
+	}
+
+	secret, err := os.ReadFile(c.Path(k[3].HMACSecretFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(secret) < 32 {
+		t.Errorf("%s is %d bytes, want at least 32", k[3].HMACSecretFile, len(secret))
+	}
+}
+
+// minimal is a valid configuration; broken cases replace one line of it.
+const minimal = `grpc_address: 127.0.0.1:9001
+providers:
+- name: demo
+  issuer: https://issuer.example
+  audiences: [demo-api]
+  algorithms: [RS256]
+  clock_skew: 30s
+  keys:
+  - jwks_file: keys/jwks.json
+  - jwks_uri: https://issuer.example/jwks.json
+  claims_to_headers: {sub: x-jwt-sub}
+rules:
+- name: api
+  match: {path_prefix: /}
+  require: {providers: [demo]}
+`
+
+func TestParseMinimal(t *testing.T) {
+	if _, err := Parse([]byte(minimal), t.TempDir()); err != nil {
+		t.Fatalf("Parse(minimal) = %v", err)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse([]byte("grpc_address: 127.0.0.1:9001\nproviders: [{name: p, issuer: i, audiences: [a], algorithms: [ES256], keys: [{jwks_uri: 'https://i/jwks', refresh_interval: 2h}]}]\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, k := c.Providers[0], c.Providers[0].Keys[0]
+	got := []any{p.ClockSkew.D(), *p.RequireExp, *p.ForwardToken, p.Realm, p.TokenSources, k.MinRefreshInterval.D(), k.MaxRefreshInterval.D()}
+	want := []any{30 * time.Second, true, true, "p", []TokenSource{{Header: "authorization", Prefix: "Bearer"}}, time.Minute, 24 * time.Hour}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("Parse defaults mismatch (-want +got):\n%s", diff)
+	}
+	// A refresh interval outside the default bounds widens them.
+	c, err = Parse([]byte("grpc_address: a:1\nproviders: [{name: p, issuer: i, audiences: [a], algorithms: [ES256], keys: [{jwks_uri: 'https://i/jwks', refresh_interval: 30s}, {jwks_uri: 'https://i/j2', refresh_interval: 48h}]}]\n"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := c.Providers[0].Keys
+	if ks[0].MinRefreshInterval.D() != 30*time.Second || ks[1].MaxRefreshInterval.D() != 48*time.Hour {
+		t.Errorf("Parse(refresh 30s, 48h) bounds = %v, %v, want 30s and 48h", ks[0].MinRefreshInterval, ks[1].MaxRefreshInterval)
+	}
+}
+
+func TestParseBroken(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace [2]string // in minimal: old, new
+		want    string    // the error names this field path (a prefix when it ends in ".")
+	}{
+		{name: "unknown top-level key", replace: [2]string{"rules:", "grpc_adress: x\nrules:"}, want: "grpc_adress"},
+		{name: "unknown provider key", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  audience: demo-api"}, want: "providers[0].audience"},
+		{name: "unknown key in a flow mapping", replace: [2]string{"match: {path_prefix: /}", "match: {path_prefix: /, methodz: [GET]}"}, want: "rules[0].match.methodz"},
+		{name: "missing grpc_address", replace: [2]string{"grpc_address: 127.0.0.1:9001", "http_address: 127.0.0.1:9002"}, want: "grpc_address"},
+		{name: "relative unix socket", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: unix:run/sock"}, want: "grpc_address"},
+		{name: "jwks_uri not absolute", replace: [2]string{"https://issuer.example/jwks.json", "/jwks.json"}, want: "providers[0].keys[1].jwks_uri"},
+		{name: "jwks_uri not http", replace: [2]string{"https://issuer.example/jwks.json", "file:///etc/jwks.json"}, want: "providers[0].keys[1].jwks_uri"},
+		{name: "missing issuer", replace: [2]string{"  issuer: https://issuer.example\n", ""}, want: "providers[0].issuer"},
+		{name: "missing name", replace: [2]string{"- name: demo", "- realm: demo"}, want: "providers[0].name"},
+		{name: "duplicate provider name", replace: [2]string{"rules:", "- {name: demo, issuer: https://other.example, audiences: [a], algorithms: [ES256], keys: [{jwks_file: k.json}]}\nrules:"}, want: "providers[1].name"},
+		{name: "duplicate issuer", replace: [2]string{"rules:", "- {name: other, issuer: https://issuer.example, audiences: [a], algorithms: [ES256], keys: [{jwks_file: k.json}]}\nrules:"}, want: "providers[1].issuer"},
+		{name: "no audiences", replace: [2]string{"  audiences: [demo-api]\n", ""}, want: "providers[0].audiences"},
+		{name: "algorithm none", replace: [2]string{"algorithms: [RS256]", "algorithms: [RS256, none]"}, want: "providers[0].algorithms[1]"},
+		{name: "algorithm in lower case", replace: [2]string{"algorithms: [RS256]", "algorithms: [rs256]"}, want: "providers[0].algorithms[0]"},
+		{name: "no algorithms", replace: [2]string{"algorithms: [RS256]", "algorithms: []"}, want: "providers[0].algorithms"},
+		{name: "no keys", replace: [2]string{"  keys:\n  - jwks_file: keys/jwks.json\n  - jwks_uri: https://issuer.example/jwks.json\n", ""}, want: "providers[0].keys"},
+		{name: "two kinds in one key", replace: [2]string{"- jwks_file: keys/jwks.json", "- jwks_file: keys/jwks.json\n    pem_file: keys/rsa.pub.pem"}, want: "providers[0].keys[0]"},
+		{name: "hmac without kid", replace: [2]string{"- jwks_file: keys/jwks.json", "- hmac_secret_file: keys/hs.secret"}, want: "providers[0].keys[0].kid"},
+		{name: "kid on a jwks file", replace: [2]string{"- jwks_file: keys/jwks.json", "- jwks_file: keys/jwks.json\n    kid: k1"}, want: "providers[0].keys[0].kid"},
+		{name: "refresh on a file", replace: [2]string{"- jwks_file: keys/jwks.json", "- jwks_file: keys/jwks.json\n    refresh_interval: 5m"}, want: "providers[0].keys[0]"},
+		{name: "refresh under a second", replace: [2]string{"- jwks_uri: https://issuer.example/jwks.json", "- jwks_uri: https://issuer.example/jwks.json\n    refresh_interval: 500ms"}, want: "providers[0].keys[1].refresh_interval"},
+		{name: "min refresh over max", replace: [2]string{"- jwks_uri: https://issuer.example/jwks.json", "- jwks_uri: https://issuer.example/jwks.json\n    min_refresh_interval: 2h\n    max_refresh_interval: 1h"}, want: "providers[0].keys[1].min_refresh_interval"},
+		{name: "duration as integer", replace: [2]string{"clock_skew: 30s", "clock_skew: 30"}, want: "providers[0].clock_skew"},
+		{name: "duration as integer in a key", replace: [2]string{"- jwks_uri: https://issuer.example/jwks.json", "- {jwks_uri: 'https://issuer.example/jwks.json', refresh_interval: 300}"}, want: "providers[0].keys[1].refresh_interval"},
+		{name: "duration without unit", replace: [2]string{"clock_skew: 30s", `clock_skew: "30"`}, want: "providers[0].clock_skew"},
+		{name: "negative duration", replace: [2]string{"clock_skew: 30s", "clock_skew: -1s"}, want: "providers[0].clock_skew"},
+		{name: "bad header name in claims_to_headers", replace: [2]string{"{sub: x-jwt-sub}", "{sub: X-JWT-Sub}"}, want: "providers[0].claims_to_headers.sub"},
+		{name: "header name with a space", replace: [2]string{"{sub: x-jwt-sub}", "{sub: 'x jwt'}"}, want: "providers[0].claims_to_headers.sub"},
+		{name: "one header for two claims", replace: [2]string{"{sub: x-jwt-sub}", "{sub: x-jwt-sub, email: x-jwt-sub}"}, want: "providers[0].claims_to_headers."},
+		{name: "payload header also a claim header", replace: [2]string{"{sub: x-jwt-sub}", "{sub: x-jwt-sub}\n  forward_payload_header: x-jwt-sub"}, want: "providers[0].forward_payload_header"},
+		{name: "token source with two kinds", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{header: x-token, cookie: t}]"}, want: "providers[0].token_sources[0]"},
+		{name: "prefix on a cookie", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{cookie: t, prefix: Bearer}]"}, want: "providers[0].token_sources[0].prefix"},
+		{name: "rule with both action and require", replace: [2]string{"  require: {providers: [demo]}", "  require: {providers: [demo]}\n  action: allow"}, want: "rules[0]"},
+		{name: "rule with neither", replace: [2]string{"  require: {providers: [demo]}", ""}, want: "rules[0].action"},
+		{name: "unknown action", replace: [2]string{"  require: {providers: [demo]}", "  action: permit"}, want: "rules[0].action"},
+		{name: "unknown provider in require", replace: [2]string{"providers: [demo]}", "providers: [demo, partner]}"}, want: "rules[0].require.providers[1]"},
+		{name: "rule without name", replace: [2]string{"- name: api", "- match: {path: /x}\n  action: deny\n- name: api"}, want: "rules[0].name"},
+		{name: "path and path_prefix", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, path: /x}"}, want: "rules[0].match"},
+		{name: "relative path_prefix", replace: [2]string{"{path_prefix: /}", "{path_prefix: api}"}, want: "rules[0].match.path_prefix"},
+		{name: "wildcard inside a host", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, hosts: [api.*.com]}"}, want: "rules[0].match.hosts[0]"},
+		{name: "lower-case method", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, methods: [get]}"}, want: "rules[0].match.methods[0]"},
+		{name: "claim without values", replace: [2]string{"providers: [demo]}", "providers: [demo], claims: {role: []}}"}, want: "rules[0].require.claims"},
+		{name: "default_action", replace: [2]string{"rules:", "default_action: permit\nrules:"}, want: "default_action"},
+		{name: "non_http_action", replace: [2]string{"rules:", "non_http_action: maybe\nrules:"}, want: "non_http_action"},
+		{name: "log level", replace: [2]string{"rules:", "log: {level: verbose}\nrules:"}, want: "log.level"},
+		{name: "sample rate", replace: [2]string{"rules:", "log: {allow_sample_rate: 2}\nrules:"}, want: "log.allow_sample_rate"},
+		{name: "tls without key", replace: [2]string{"rules:", "tls: {cert_file: a.crt}\nrules:"}, want: "tls"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if !strings.Contains(minimal, tc.replace[0]) {
+				t.Fatalf("minimal has no %q to replace", tc.replace[0])
+			}
+			text := strings.Replace(minimal, tc.replace[0], tc.replace[1], 1)
+			_, err := Parse([]byte(text), t.TempDir())
+			want := tc.want + ":"
+			if strings.HasSuffix(tc.want, ".") {
+				want = tc.want
+			}
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("Parse(%s) = %v, want an error naming %s", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseDocuments(t *testing.T) {
+	tests := []struct{ name, text, want string }{
+		{"empty", "", "empty file"},
+		{"two documents", minimal + "---\n" + minimal, "more than one YAML document"},
+		{"not a mapping", "- a\n- b\n", "cannot unmarshal"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := Parse([]byte(tc.text), t.TempDir()); err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("Parse(%s) = %v, want an error with %q", tc.name, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	if _, err := Load("testdata/missing.yaml"); err == nil || !strings.HasPrefix(err.Error(), "config: ") {
+		t.Errorf("Load(missing) = %v, want a config: error", err)
+	}
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(path, []byte("grpc_address: a:1\nbogus: true\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(path); err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "bogus") {
+		t.Errorf("Load(bad.yaml) = %v, want an error naming the file and the key", err)
+	}
+}
+
+func TestPath(t *testing.T) {
+	c := &Config{Dir: "/etc/jwt-authz"}
+	tests := []struct{ in, want string }{
+		{"keys/jwks.json", "/etc/jwt-authz/keys/jwks.json"},
+		{"/abs/jwks.json", "/abs/jwks.json"},
+		{"", ""},
+	}
+	for _, tc := range tests {
+		if got := c.Path(tc.in); got != tc.want {
+			t.Errorf("Path(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	if got := (&Config{}).Path("keys/a"); got != "keys/a" {
+		t.Errorf("Path without Dir = %q, want keys/a", got)
+	}
+}
+
+func TestValuesScalarOrList(t *testing.T) {
+	text := strings.Replace(minimal, "providers: [demo]}", "providers: [demo], claims: {tier: gold, groups: [eng, ops], level: 3}}", 1)
+	c, err := Parse([]byte(text), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]Values{"tier": {"gold"}, "groups": {"eng", "ops"}, "level": {"3"}}
+	if diff := cmp.Diff(want, c.Rules[0].Require.Claims); diff != "" {
+		t.Errorf("Parse(claims) mismatch (-want +got):\n%s", diff)
+	}
+	bad := strings.Replace(minimal, "providers: [demo]}", "providers: [demo], claims: {tier: {a: b}}}", 1)
+	if _, err := Parse([]byte(bad), ""); err == nil {
+		t.Errorf("Parse(claim value a mapping) = nil, want an error")
+	}
+}
