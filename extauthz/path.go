@@ -31,6 +31,13 @@ func normalizePath(p string) string {
 			i += 2
 			continue
 		}
+		if c == '%' {
+			// A '%' that starts no escape is data (RFC 3986 §2.4): written as %25, it
+			// cannot join a decoded character into a new escape ("/%%361dmin" would
+			// otherwise become "/%61dmin", an /admin that rules do not see).
+			b.WriteString("%25")
+			continue
+		}
 		b.WriteByte(c)
 	}
 	return removeDotSegments(b.String())
