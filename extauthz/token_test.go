@@ -220,8 +220,10 @@ func TestNormalizePath(t *testing.T) {
 		{"trailing dot-dot", "/admin/x/..", "/admin/"},
 		{"trailing slash kept", "/admin/", "/admin/"},
 		{"relative", "admin", "/admin"},
-		{"percent without hex", "/a%zz", "/a%zz"},
-		{"truncated percent", "/a%6", "/a%6"},
+		{"percent without hex", "/a%zz", "/a%25zz"},
+		{"truncated percent", "/a%6", "/a%256"},
+		{"stray percent before an escape", "/%%361dmin", "/%2561dmin"},
+		{"stray percent before an encoded hex digit", "%7%41", "/%257A"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
