@@ -8,6 +8,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -120,7 +121,12 @@ func (is *testIssuer) gets() int {
 // synctest bubble: every wait on it is durably blocking and fake time moves only when all
 // goroutines wait. The returned stop must run inside the bubble before it ends.
 func startPipeIssuer(is *testIssuer) (client *http.Client, stop func()) {
-	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{})}
+	return startPipeHost(is, "issuer.test")
+}
+
+// startPipeHost is startPipeIssuer for an issuer at http://host.
+func startPipeHost(is *testIssuer, host string) (client *http.Client, stop func()) {
+	ln := &pipeListener{conns: make(chan net.Conn), done: make(chan struct{}), host: host}
 	srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: is}}
 	srv.Start()
 	is.url = srv.URL
@@ -135,6 +141,7 @@ type pipeListener struct {
 	conns chan net.Conn
 	done  chan struct{}
 	once  sync.Once
+	host  string
 }
 
 func (l *pipeListener) Accept() (net.Conn, error) {
@@ -151,7 +158,7 @@ func (l *pipeListener) Close() error {
 	return nil
 }
 
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
+func (l *pipeListener) Addr() net.Addr { return pipeAddr(l.host) }
 
 func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) {
 	client, server := net.Pipe()
@@ -165,10 +172,17 @@ func (l *pipeListener) dial(ctx context.Context, _, _ string) (net.Conn, error) 
 	}
 }
 
-type pipeAddr struct{}
+type pipeAddr string
 
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "issuer.test" }
+func (pipeAddr) Network() string  { return "pipe" }
+func (a pipeAddr) String() string { return string(a) }
+
+// byHost sends each request to the client of its host.
+type byHost map[string]*http.Client
+
+func (b byHost) RoundTrip(r *http.Request) (*http.Response, error) {
+	return b[r.URL.Host].Transport.RoundTrip(r)
+}
 
 // recorder keeps the FetchEvents a Set reports.
 type recorder struct {
@@ -262,4 +276,17 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func pemCert(der []byte) []byte {
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }

@@ -13,7 +13,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
@@ -34,13 +34,17 @@ type remote struct {
 	issuer                             string
 	discoveryURL                       string // discovery sources only
 
-	mu       sync.Mutex // one fetch at a time; guards the fields below
-	jwksURI  string     // the configured jwks_uri, or the last discovered one
-	etag     string     // of the keys held, valid for etagURI only
+	// turn is held by the one fetch in progress, and guards the fields below. A channel,
+	// not a mutex, so a fetch queued behind a slow one gives up when its context ends.
+	turn     chan struct{}
+	jwksURI  string // the configured jwks_uri, or the last discovered one
+	etag     string // of the keys held, valid for etagURI only
 	etagURI  string
 	discETag string
-	fails    int           // consecutive failed fetches
-	next     time.Duration // delay until the next scheduled fetch
+	fails    int // consecutive failed fetches
+	// next is the delay until the next scheduled fetch (a time.Duration), atomic so the
+	// refresh loop can read it while a fetch is in progress.
+	next atomic.Int64
 }
 
 // newRemote checks a jwks_uri or discovery spec. Zero durations get config's defaults, so
@@ -59,6 +63,7 @@ func newRemote(issuer string, spec config.Key, resolvePath func(string) string, 
 		maxStale: d(spec.MaxStale, config.DefaultMaxStale),
 		interval: max(d(spec.RefreshInterval, config.DefaultRefreshInterval), config.MinimumRefreshInterval),
 		jwksURI:  spec.JWKSURI,
+		turn:     make(chan struct{}, 1),
 	}
 	r.minInterval = d(spec.MinRefreshInterval, min(config.DefaultMinRefresh, r.interval))
 	r.maxInterval = max(d(spec.MaxRefreshInterval, max(config.DefaultMaxRefresh, r.interval)), r.minInterval)
@@ -133,8 +138,12 @@ type fetched struct {
 // fetchRemote fetches src, installs what it got, schedules its next fetch and reports.
 func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) {
 	r := src.rem
-	r.mu.Lock()
 	ev := FetchEvent{Kind: src.kind, Source: src.name, Trigger: trigger}
+	select {
+	case r.turn <- struct{}{}:
+	case <-ctx.Done():
+		return // shutting down, or a refetch nobody waits for any more
+	}
 	f, err := r.fetch(ctx)
 	ev.URL, ev.Skipped = f.url, f.skipped
 	switch {
@@ -155,12 +164,12 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) {
 	}
 	if err != nil {
 		r.fails++
-		r.next = r.backoff()
+		r.next.Store(int64(r.backoff()))
 		s.setErr(src, err)
 		ev.Result, ev.Err = ResultError, err
 	} else {
 		r.fails = 0
-		r.next = r.refreshDelay(f.maxAge, f.hasMaxAge)
+		r.next.Store(int64(r.refreshDelay(f.maxAge, f.hasMaxAge)))
 		if trigger != TriggerUnknownKID {
 			// "Unknown until the next successful refresh": the negative cache may hide a
 			// kid published since it was last looked for. Unknown-kid refetches do not
@@ -168,8 +177,8 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) {
 			s.forgetUnknown()
 		}
 	}
-	ev.Next = r.next
-	r.mu.Unlock()
+	ev.Next = time.Duration(r.next.Load())
+	<-r.turn
 	ev.Keys = s.keyCount(src)
 	s.onFetch(ev)
 }
@@ -305,7 +314,7 @@ func jitter(d time.Duration) time.Duration {
 
 // refreshLoop fetches src on its schedule until ctx is done.
 func (s *Set) refreshLoop(ctx context.Context, src *source) {
-	t := time.NewTimer(src.rem.nextDelay())
+	t := time.NewTimer(time.Duration(src.rem.next.Load()))
 	defer t.Stop()
 	for {
 		select {
@@ -314,12 +323,6 @@ func (s *Set) refreshLoop(ctx context.Context, src *source) {
 		case <-t.C:
 		}
 		s.fetchRemote(ctx, src, TriggerRefresh)
-		t.Reset(src.rem.nextDelay())
+		t.Reset(time.Duration(src.rem.next.Load()))
 	}
-}
-
-func (r *remote) nextDelay() time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.next
 }

@@ -1,0 +1,520 @@
+package keys
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/jwt-authz/jwt-authz/config"
+)
+
+// A key published after the last fetch is accepted on its first token, at the cost of one
+// fetch; a key withdrawn is no longer returned after the refresh that drops it.
+func TestRotation(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		k1 := ecJWK(t, "k1")
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{k1} })
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, nil)
+		defer cancel()
+		ctx := context.Background()
+
+		if !s.Ready() {
+			t.Fatal("Ready() = false after a good first fetch")
+		}
+		before := is.gets()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{k1, ecJWK(t, "k2")} })
+		k, found, err := s.Lookup(ctx, "k2")
+		if err != nil || !found || k.KeyID != "k2" {
+			t.Fatalf(`Lookup("k2") after rotation = %v, %v, %v; want the new key`, k, found, err)
+		}
+		if n := is.gets() - before; n != 1 {
+			t.Errorf("Lookup of a new kid cost %d fetches, want 1", n)
+		}
+
+		// k1 is withdrawn; the next scheduled refresh drops it.
+		is.set(func(is *testIssuer) { is.keys = is.keys[1:] })
+		time.Sleep(config.DefaultRefreshInterval + time.Second)
+		if k, found, err := s.Lookup(ctx, "k1"); err != nil || found {
+			t.Errorf(`Lookup("k1") after withdrawal = %v, %v, %v; want not found, no error`, k, found, err)
+		}
+	})
+}
+
+// 1,000 random unknown kids within one second cost at most one fetch.
+func TestUnknownKIDFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, nil)
+		defer cancel()
+
+		before := is.gets()
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		var bad []string
+		for i := range 1000 {
+			wg.Go(func() {
+				time.Sleep(time.Duration(i) * time.Millisecond) // spread over one second
+				kid := randomKID()
+				k, found, err := s.Lookup(context.Background(), kid)
+				if found || err != nil {
+					mu.Lock()
+					bad = append(bad, kid)
+					mu.Unlock()
+					_ = k
+				}
+				if _, found, err := s.Lookup(context.Background(), "k1"); !found || err != nil {
+					mu.Lock()
+					bad = append(bad, "k1")
+					mu.Unlock()
+				}
+			})
+		}
+		wg.Wait()
+		n := is.gets() - before
+		t.Logf("flood: 1000 unknown kids in 1s -> %d JWKS fetches", n)
+		if n > 1 {
+			t.Errorf("1000 unknown kids cost %d fetches, want at most 1", n)
+		}
+		if len(bad) > 0 {
+			t.Errorf("%d lookups went wrong during the flood (first %q)", len(bad), bad[0])
+		}
+
+		// An unknown kid looked for by a refetch is remembered: asked again after the
+		// cooldown, it costs no fetch.
+		time.Sleep(config.DefaultUnknownKIDCooldown)
+		kid := randomKID()
+		_, _, _ = s.Lookup(context.Background(), kid)
+		time.Sleep(config.DefaultUnknownKIDCooldown)
+		before = is.gets()
+		if _, found, err := s.Lookup(context.Background(), kid); found || err != nil {
+			t.Errorf("Lookup(%q) again = %v, %v; want not found, no error", kid, found, err)
+		}
+		if n := is.gets() - before; n != 0 {
+			t.Errorf("a kid known to be unknown cost %d fetches, want 0", n)
+		}
+	})
+}
+
+func randomKID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// The issuer fails (500, or hangs): known keys keep working until max_stale, fetches back
+// off, then Lookup fails closed and Ready is false; recovery drops withdrawn keys.
+func TestOutage(t *testing.T) {
+	const maxStale = time.Hour
+	for _, mode := range []string{"500", "hang"} {
+		t.Run(mode, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				is := &testIssuer{}
+				client, stop := startPipeIssuer(is)
+				defer stop()
+				k1, k2 := ecJWK(t, "k1"), ecJWK(t, "k2")
+				is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{k1, k2} })
+				spec := remoteSpec(is.url + "/jwks")
+				spec.MaxStale = config.Duration(maxStale)
+				rec := &recorder{}
+				s, cancel := startSet(t, is.url, []config.Key{spec}, client, rec)
+				defer cancel()
+				ctx := context.Background()
+				good := time.Now()
+
+				is.set(func(is *testIssuer) {
+					is.status = http.StatusInternalServerError
+					is.hang = mode == "hang"
+				})
+				before := is.gets()
+				for time.Since(good) < maxStale-time.Minute {
+					time.Sleep(time.Minute)
+					if k, found, err := s.Lookup(ctx, "k1"); err != nil || !found {
+						t.Fatalf("%v into the outage: Lookup(k1) = %v, %v, %v; want the last good key", time.Since(good), k, found, err)
+					}
+				}
+				n := is.gets() - before
+				t.Logf("outage (%s): %d fetches in %v of simulated time (refresh_interval %v, backoff from %v)",
+					mode, n, time.Since(good).Round(time.Minute), config.DefaultRefreshInterval, firstBackoff)
+				// 1s, 2s, ... 256s then one per interval: about 20; retrying every second
+				// would be 3,540, waiting the whole interval 11.
+				if n < 12 || n > 40 {
+					t.Errorf("%d fetches during the outage, want backoff (12..40)", n)
+				}
+				if ev := rec.last(); ev.Result != ResultError || !errors.Is(ev.Err, ErrFetch) {
+					t.Errorf("last event = %+v, want a fetch error", ev)
+				}
+
+				time.Sleep(2 * time.Minute) // past max_stale
+				if _, found, err := s.Lookup(ctx, "k1"); found || !errors.Is(err, ErrStale) {
+					t.Errorf("past max_stale: Lookup(k1) = %v, %v; want %v", found, err, ErrStale)
+				}
+				if s.Ready() {
+					t.Error("past max_stale: Ready() = true")
+				}
+				if st := s.Status(); !st.Sources[0].Stale || st.Ready {
+					t.Errorf("past max_stale: Status() = %+v, want stale and not ready", st)
+				}
+
+				// Recovery, with k1 withdrawn and k3 added while the issuer was down.
+				is.set(func(is *testIssuer) {
+					is.status, is.hang = 0, false
+					is.keys = []jose.JSONWebKey{k2, ecJWK(t, "k3")}
+				})
+				// The longest backoff, after a hanging fetch's timeout.
+				time.Sleep(config.DefaultRefreshInterval + config.DefaultFetchTimeout + time.Second)
+				if !s.Ready() {
+					t.Fatal("after recovery: Ready() = false")
+				}
+				if diff := cmp.Diff([]string{"k2", "k3"}, kids(s)); diff != "" {
+					t.Errorf("after recovery, kids (-want +got):\n%s", diff)
+				}
+				if _, found, err := s.Lookup(ctx, "k1"); found || err != nil {
+					t.Errorf("after recovery: Lookup(k1) = %v, %v; want not found, no error", found, err)
+				}
+			})
+		})
+	}
+}
+
+// A first fetch that fails leaves the Set unready; Lookup fails closed; it comes up by
+// itself when the issuer does.
+func TestFirstFetchFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{status: http.StatusServiceUnavailable}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, nil)
+		defer cancel()
+		if s.Ready() {
+			t.Error("Ready() = true with no keys")
+		}
+		if _, found, err := s.Lookup(context.Background(), "k1"); found || !errors.Is(err, ErrNoKeys) {
+			t.Errorf("Lookup(k1) before any key = %v, %v; want %v", found, err, ErrNoKeys)
+		}
+		is.set(func(is *testIssuer) { is.status = 0 })
+		time.Sleep(10 * time.Second)
+		if _, found, err := s.Lookup(context.Background(), "k1"); !found || err != nil {
+			t.Errorf("Lookup(k1) after the issuer came up = %v, %v; want found", found, err)
+		}
+	})
+}
+
+// Cache-Control max-age replaces refresh_interval, within [min, max] refresh interval.
+func TestCacheControl(t *testing.T) {
+	const (
+		period   = 2 * time.Hour
+		interval = 5 * time.Minute
+	)
+	tests := []struct {
+		cacheControl string
+		want         time.Duration // the interval it should produce
+	}{
+		{"", interval},
+		{"public, max-age=600", 10 * time.Minute},
+		{"max-age=5", time.Minute},          // clamped up to min_refresh_interval
+		{"max-age=86400", 30 * time.Minute}, // clamped to max_refresh_interval
+		{"no-store", time.Minute},           // as short as allowed
+		{"max-age=nonsense", interval},      // ignored
+		{`max-age="120", must-revalidate`, 2 * time.Minute},
+	}
+	for _, tt := range tests {
+		t.Run(tt.cacheControl, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				is := &testIssuer{cacheControl: tt.cacheControl}
+				client, stop := startPipeIssuer(is)
+				defer stop()
+				is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+				spec := remoteSpec(is.url + "/jwks")
+				spec.MaxRefreshInterval = config.Duration(30 * time.Minute)
+				s, cancel := startSet(t, is.url, []config.Key{spec}, client, nil)
+				defer cancel()
+				_ = s
+				before := is.gets()
+				time.Sleep(period)
+				n := is.gets() - before
+				// Each interval is 90-100% of the wanted one (jitter).
+				lo, hi := int(period/tt.want)-1, int(period/(tt.want*9/10))+1
+				if n < lo || n > hi {
+					t.Errorf("Cache-Control %q: %d fetches in %v, want %d..%d (every %v)", tt.cacheControl, n, period, lo, hi, tt.want)
+				}
+			})
+		})
+	}
+}
+
+// ETag -> If-None-Match -> 304 keeps the keys (same pointers) and counts as a good fetch.
+func TestETag(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{etags: true}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+		spec := remoteSpec(is.url + "/jwks")
+		spec.MaxStale = config.Duration(time.Hour)
+		rec := &recorder{}
+		s, cancel := startSet(t, is.url, []config.Key{spec}, client, rec)
+		defer cancel()
+		ctx := context.Background()
+		first, _, _ := s.Lookup(ctx, "k1")
+
+		time.Sleep(3 * time.Hour) // many refreshes, each answered 304, well past max_stale
+		is.mu.Lock()
+		n := is.notModified
+		is.mu.Unlock()
+		if n < 30 {
+			t.Errorf("%d answers were 304, want one per refresh (30+)", n)
+		}
+		k, found, err := s.Lookup(ctx, "k1")
+		if !found || err != nil || k != first {
+			t.Errorf("after 304s: Lookup(k1) = %p, %v, %v; want the same key %p", k, found, err, first)
+		}
+		if !s.Ready() {
+			t.Error("after 304s: Ready() = false; a 304 is a good fetch")
+		}
+		if ev := rec.last(); ev.Result != ResultNotModified || ev.Keys != 1 {
+			t.Errorf("last event = %+v, want not_modified with 1 key", ev)
+		}
+	})
+}
+
+// Keys whose material did not change keep their pointer across refreshes; a changed key
+// gets a new one.
+func TestPointerStability(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		k1, k2 := ecJWK(t, "k1"), ecJWK(t, "k2")
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{k1, k2} })
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, nil)
+		defer cancel()
+		ctx := context.Background()
+		a1, _, _ := s.Lookup(ctx, "k1")
+		a2, _, _ := s.Lookup(ctx, "k2")
+
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{k1, ecJWK(t, "k2")} }) // k2 replaced
+		time.Sleep(config.DefaultRefreshInterval + time.Second)
+		b1, _, _ := s.Lookup(ctx, "k1")
+		b2, _, _ := s.Lookup(ctx, "k2")
+		if a1 != b1 {
+			t.Error("unchanged key k1 got a new pointer after a refresh")
+		}
+		if a2 == b2 {
+			t.Error("replaced key k2 kept its old pointer")
+		}
+	})
+}
+
+// One weak or duplicate key in a fetched set is skipped, not the set; a set with nothing
+// usable is a failed fetch that keeps the last good keys.
+func TestRemoteBadKeys(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		weak := mustKeys(t, "jwks-weak.json")[1]
+		k1, dup := ecJWK(t, "k1"), ecJWK(t, "dup")
+		is.set(func(is *testIssuer) { is.body = mustJSON(t, map[string]any{"keys": []any{k1, weak, dup, dup}}) })
+		rec := &recorder{}
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, rec)
+		defer cancel()
+		if diff := cmp.Diff([]string{"k1"}, kids(s)); diff != "" {
+			t.Errorf("kids (-want +got):\n%s", diff)
+		}
+		ev := rec.last()
+		if ev.Result != ResultOK || len(ev.Skipped) != 2 || !errors.Is(ev.Skipped[0], ErrWeakKey) || !errors.Is(ev.Skipped[1], ErrDuplicateKID) {
+			t.Errorf("event = %+v, want ok with a weak and a duplicate key skipped", ev)
+		}
+
+		is.set(func(is *testIssuer) { is.body = mustJSON(t, map[string]any{"keys": []any{weak}}) })
+		time.Sleep(config.DefaultRefreshInterval + time.Second)
+		if ev := rec.last(); ev.Result != ResultError || !errors.Is(ev.Err, ErrNoKeys) {
+			t.Errorf("event = %+v, want an error: nothing usable", ev)
+		}
+		if _, found, err := s.Lookup(context.Background(), "k1"); !found || err != nil {
+			t.Errorf("Lookup(k1) after an unusable set = %v, %v; want the last good key", found, err)
+		}
+	})
+}
+
+// A kid served by a JWKS URL and by a file of the same provider: the file wins, the remote
+// copy is skipped and reported.
+func TestRemoteDuplicatesFile(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "rsa-1"), ecJWK(t, "k2")} })
+		rec := &recorder{}
+		s, err := NewSet(is.url, []config.Key{{JWKSFile: testdata("jwks.json")}, remoteSpec(is.url + "/jwks")}, nil, Options{HTTPClient: client, OnFetch: rec.on})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		k, _, _ := s.Lookup(ctx, "rsa-1")
+		if _, isRSA := k.Key.(*rsa.PublicKey); !isRSA {
+			t.Errorf("Lookup(rsa-1) = %+v, want the file's RSA key", k)
+		}
+		if ev := rec.last(); len(ev.Skipped) != 1 || !errors.Is(ev.Skipped[0], ErrDuplicateKID) {
+			t.Errorf("event = %+v, want the remote rsa-1 skipped as a duplicate", ev)
+		}
+		if !s.Ready() {
+			t.Error("Ready() = false")
+		}
+	})
+}
+
+// One stale source does not take down the keys of a fresh one, but a kid it might hold is
+// answered with ErrStale, not "unknown".
+func TestOneSourceStale(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		good, bad := &testIssuer{}, &testIssuer{}
+		goodClient, stopGood := startPipeHost(good, "good.test")
+		defer stopGood()
+		badClient, stopBad := startPipeHost(bad, "bad.test")
+		defer stopBad()
+		good.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "kg")} })
+		bad.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "kb")} })
+		client := &http.Client{Transport: byHost{"good.test": goodClient, "bad.test": badClient}}
+		badSpec := remoteSpec(bad.url + "/jwks")
+		badSpec.MaxStale = config.Duration(time.Hour)
+		s, cancel := startSet(t, good.url, []config.Key{remoteSpec(good.url + "/jwks"), badSpec}, client, nil)
+		defer cancel()
+		ctx := context.Background()
+		bad.set(func(is *testIssuer) { is.status = http.StatusBadGateway })
+		time.Sleep(2 * time.Hour)
+
+		if _, found, err := s.Lookup(ctx, "kg"); !found || err != nil {
+			t.Errorf("Lookup(kg) with the other source stale = %v, %v; want found", found, err)
+		}
+		for _, kid := range []string{"kb", "other", ""} {
+			if _, found, err := s.Lookup(ctx, kid); found || !errors.Is(err, ErrStale) {
+				t.Errorf("Lookup(%q) with a source stale = %v, %v; want %v", kid, found, err, ErrStale)
+			}
+		}
+		if s.Ready() {
+			t.Error("Ready() = true with a stale source")
+		}
+		st := s.Status()
+		if st.Sources[0].Stale || !st.Sources[1].Stale || st.Keys != 2 {
+			t.Errorf("Status() = %+v, want the second source stale, 2 keys held", st)
+		}
+	})
+}
+
+// Lookup waits for the refetch only as long as its context allows.
+func TestLookupBoundedByContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, nil)
+		defer cancel()
+		is.set(func(is *testIssuer) { is.hang = true })
+		ctx, cancelLookup := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancelLookup()
+		if _, found, err := s.Lookup(ctx, "k2"); found || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("Lookup(k2) with a hanging issuer = %v, %v; want %v", found, err, context.DeadlineExceeded)
+		}
+		synctest.Wait()
+		if _, found, err := s.Lookup(context.Background(), "k1"); !found || err != nil {
+			t.Errorf("Lookup(k1) = %v, %v; want found", found, err)
+		}
+	})
+}
+
+func TestResponseTooLarge(t *testing.T) {
+	for _, chunked := range []bool{false, true} {
+		synctest.Test(t, func(t *testing.T) {
+			is := &testIssuer{}
+			client, stop := startPipeIssuer(is)
+			defer stop()
+			k1 := mustJSON(t, ecJWK(t, "k1"))
+			body := `{"keys":[` + string(k1) + `],"padding":"` + strings.Repeat("x", 1<<20) + `"}`
+			is.set(func(is *testIssuer) { is.body = []byte(body) })
+			if chunked {
+				// Without Content-Length the limit is found while reading.
+				client.Transport = stripContentLength{client.Transport}
+			}
+			rec := &recorder{}
+			s, cancel := startSet(t, is.url, []config.Key{remoteSpec(is.url + "/jwks")}, client, rec)
+			defer cancel()
+			if ev := rec.last(); ev.Result != ResultError || !errors.Is(ev.Err, ErrFetch) || !strings.Contains(ev.Err.Error(), "limit") {
+				t.Errorf("chunked=%v: event = %+v, want a fetch error over the size limit", chunked, ev)
+			}
+			if s.Ready() {
+				t.Errorf("chunked=%v: Ready() = true after an oversized JWKS", chunked)
+			}
+		})
+	}
+}
+
+type stripContentLength struct{ http.RoundTripper }
+
+func (s stripContentLength) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.RoundTripper.RoundTrip(r)
+	if err == nil {
+		resp.ContentLength = -1
+	}
+	return resp, err
+}
+
+// The default client, over a real TLS listener: ca_file, User-Agent.
+func TestDefaultClientTLS(t *testing.T) {
+	is := &testIssuer{}
+	srv := httptest.NewTLSServer(is)
+	defer srv.Close()
+	is.url = srv.URL
+	is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pemCert(srv.Certificate().Raw), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	noCA := remoteSpec(srv.URL + "/jwks")
+	s, cancel := startSet(t, srv.URL, []config.Key{noCA}, nil, nil)
+	cancel()
+	if s.Ready() {
+		t.Error("Ready() = true with an untrusted certificate")
+	}
+
+	spec := remoteSpec(srv.URL + "/jwks")
+	spec.CAFile = ca
+	s, cancel = startSet(t, srv.URL, []config.Key{spec}, nil, nil)
+	defer cancel()
+	if _, found, err := s.Lookup(context.Background(), "k1"); !found || err != nil {
+		t.Fatalf("Lookup(k1) over TLS with ca_file = %v, %v", found, err)
+	}
+	is.mu.Lock()
+	ua := is.userAgent
+	is.mu.Unlock()
+	if ua != "jwt-authz" {
+		t.Errorf("User-Agent = %q, want jwt-authz", ua)
+	}
+}
