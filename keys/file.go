@@ -105,18 +105,21 @@ func (s *Set) reloadFiles(trigger Trigger) {
 	}
 }
 
-// watchFiles reloads the files when their directories change, and polls as a fallback,
-// until ctx is done. It watches directories, not files: an editor's or a deployment's
-// atomic rename-over replaces the inode a file watch would follow, and a Kubernetes
-// ConfigMap or Secret volume updates by swapping its ..data symlink, an event in the
-// directory and none on the file's own path.
+// watchFiles sets up a watch on the files' directories, then (in the background, until ctx
+// is done) reloads the files when a directory changes, and polls as a fallback. It watches
+// directories, not files: an editor's or a deployment's atomic rename-over replaces the
+// inode a file watch would follow, and a Kubernetes ConfigMap or Secret volume updates by
+// swapping its ..data symlink, an event in the directory and none on the file's own path.
+// The watch is in place when it returns, and the files are read once more after that, so
+// no change made since NewSet read them is missed.
 func (s *Set) watchFiles(ctx context.Context) {
 	var (
 		events <-chan fsnotify.Event
 		errs   <-chan error
+		w      *fsnotify.Watcher
 	)
-	if w, err := fsnotify.NewWatcher(); err == nil {
-		defer w.Close()
+	if nw, err := s.newWatcher(); err == nil {
+		w = nw
 		dirs := map[string]bool{}
 		for _, src := range s.files {
 			dirs[filepath.Dir(src.path)] = true
@@ -126,28 +129,34 @@ func (s *Set) watchFiles(ctx context.Context) {
 		}
 		events, errs = w.Events, w.Errors
 	}
-	poll := time.NewTicker(s.pollInterval)
-	defer poll.Stop()
-	var settle <-chan time.Time
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case _, ok := <-events:
-			if !ok {
-				events = nil
-			} else if settle == nil {
-				settle = time.After(settleDelay)
-			}
-		case _, ok := <-errs:
-			if !ok {
-				errs = nil // overflow or a closed watch: the poll catches what was missed
-			}
-		case <-settle:
-			settle = nil
-			s.reloadFiles(TriggerFileChange)
-		case <-poll.C:
-			s.reloadFiles(TriggerFileChange)
+	go func() {
+		if w != nil {
+			defer w.Close()
 		}
-	}
+		s.reloadFiles(TriggerFileChange)
+		poll := time.NewTicker(s.pollInterval)
+		defer poll.Stop()
+		var settle <-chan time.Time
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-events:
+				if !ok {
+					events = nil
+				} else if settle == nil {
+					settle = time.After(settleDelay)
+				}
+			case _, ok := <-errs:
+				if !ok {
+					errs = nil // overflow or a closed watch: the poll catches what was missed
+				}
+			case <-settle:
+				settle = nil
+				s.reloadFiles(TriggerFileChange)
+			case <-poll.C:
+				s.reloadFiles(TriggerFileChange)
+			}
+		}
+	}()
 }

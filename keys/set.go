@@ -24,6 +24,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fsnotify/fsnotify"
 	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/sync/singleflight"
 
@@ -68,6 +69,7 @@ type Set struct {
 	files        []*source
 	cooldown     time.Duration // least time between unknown-kid refetches
 	pollInterval time.Duration // file poll, the fallback under the watcher
+	newWatcher   func() (*fsnotify.Watcher, error)
 
 	// snap is what Lookup reads, without locks: replaced whole, never mutated.
 	snap atomic.Pointer[snapshot]
@@ -130,6 +132,7 @@ func NewSet(issuer string, specs []config.Key, resolvePath func(string) string, 
 		now:          opts.Now,
 		onFetch:      opts.OnFetch,
 		pollInterval: defaultPollInterval,
+		newWatcher:   fsnotify.NewWatcher,
 		unknown:      map[string]struct{}{},
 	}
 	if s.now == nil {
@@ -227,7 +230,7 @@ func (s *Set) Start(ctx context.Context) error {
 		go s.refreshLoop(ctx, src)
 	}
 	if len(s.files) > 0 {
-		go s.watchFiles(ctx)
+		s.watchFiles(ctx)
 	}
 	return nil
 }
