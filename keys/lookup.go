@@ -14,6 +14,10 @@ import (
 // change or a scheduled refresh succeeds. found == false with a nil error means the provider
 // does not use kid. A non-nil error (wrapping ErrNoKeys, ErrStale, or ctx's error) means it
 // cannot tell right now: fail closed. A known kid costs a map read: no lock, no allocation.
+//
+// The key is shared and must not be modified. Its pointer stays the same across refreshes
+// for as long as the key's material, kid, alg and use do not change, so a cache of verified
+// tokens can compare it to notice that a key was withdrawn or replaced.
 func (s *Set) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, bool, error) {
 	if k := s.find(kid); k != nil {
 		return k, true, nil

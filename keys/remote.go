@@ -281,15 +281,15 @@ func maxAge(h http.Header) (time.Duration, bool) {
 }
 
 // refreshDelay is the wait after a good fetch: max-age clamped to the min/max refresh
-// interval, else refresh_interval; never more than half of max_stale, so a failing issuer
-// gets several retries before the keys stop serving. Up to 10% is taken off at random so
+// interval, else refresh_interval; never more than half of max_stale (nor under 1s), so a
+// failing issuer gets several retries before the keys stop serving. Up to 10% is taken off at random so
 // that replicas started together do not fetch together.
 func (r *remote) refreshDelay(age time.Duration, hasAge bool) time.Duration {
 	d := r.interval
 	if hasAge {
 		d = min(max(age, r.minInterval), r.maxInterval)
 	}
-	d = min(d, r.maxStale/2)
+	d = max(min(d, r.maxStale/2), config.MinimumRefreshInterval)
 	return d - jitter(d/10)
 }
 

@@ -107,53 +107,6 @@ func TestKeyTypes(t *testing.T) {
 	}
 }
 
-func TestLookupWithoutKID(t *testing.T) {
-	ctx := context.Background()
-	one, err := NewSet("https://issuer.test", []config.Key{{PEMFile: "rsa2048.pem", KID: "r"}}, testdata, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k, found, err := one.Lookup(ctx, ""); err != nil || !found || k.KeyID != "r" {
-		t.Errorf(`one key: Lookup("") = %v, %v, %v; want key "r"`, k, found, err)
-	}
-	many, err := NewSet("https://issuer.test", []config.Key{{JWKSFile: "jwks.json"}}, testdata, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if k, found, err := many.Lookup(ctx, ""); err != nil || found {
-		t.Errorf(`four keys: Lookup("") = %v, %v, %v; want not found, no error`, k, found, err)
-	}
-	if k, found, err := many.Lookup(ctx, "nope"); err != nil || found {
-		t.Errorf(`Lookup("nope") = %v, %v, %v; want not found, no error`, k, found, err)
-	}
-}
-
-// The hot path: a known kid is a map read, with no lock and no allocation.
-func TestLookupKnownKIDDoesNotAllocate(t *testing.T) {
-	s, err := NewSet("https://issuer.test", []config.Key{{JWKSFile: "jwks.json"}}, testdata, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	if n := testing.AllocsPerRun(1000, func() { _, _, _ = s.Lookup(ctx, "ec-1") }); n != 0 {
-		t.Errorf("Lookup(known kid) allocates %v times, want 0", n)
-	}
-}
-
-func BenchmarkLookupKnownKID(b *testing.B) {
-	s, err := NewSet("https://issuer.test", []config.Key{{JWKSFile: "jwks.json"}}, testdata, Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	ctx := context.Background()
-	b.ReportAllocs()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			_, _, _ = s.Lookup(ctx, "ec-1")
-		}
-	})
-}
-
 // A remote set is parsed leniently: bad keys are skipped and named, good ones kept.
 func TestParseJWKSRemote(t *testing.T) {
 	weak := mustKeys(t, "jwks-weak.json") // ec-1, rsa-weak
