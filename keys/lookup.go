@@ -42,7 +42,7 @@ func (s *Set) lookupSlow(ctx context.Context, kid string) (*jose.JSONWebKey, boo
 	// A token without kid is answered from what is held: a refetch cannot make "exactly
 	// one key" true.
 	if kid != "" && len(s.remotes) > 0 && !s.isUnknown(kid) {
-		ran, err := s.refetch(ctx)
+		ran, err := s.refetch(ctx, kid)
 		if err != nil {
 			return nil, false, fmt.Errorf("kid %q: waiting for the key refetch: %w", clip(kid), err)
 		}
@@ -59,9 +59,11 @@ func (s *Set) lookupSlow(ctx context.Context, kid string) (*jose.JSONWebKey, boo
 	return nil, false, nil
 }
 
-// refetch runs (or joins) the unknown-kid refetch, and reports whether one ran for this
-// caller: false when the cooldown held it back.
-func (s *Set) refetch(ctx context.Context) (bool, error) {
+// refetch runs (or joins) the unknown-kid refetch and waits until it is over, kid has
+// appeared, or ctx is done. It reports whether a refetch ran for this caller: false when
+// the cooldown held it back.
+func (s *Set) refetch(ctx context.Context, kid string) (bool, error) {
+	snap := s.snap.Load()
 	ch := s.refetches.DoChan("", func() (any, error) {
 		now := s.now()
 		s.unknownMu.Lock()
@@ -85,11 +87,18 @@ func (s *Set) refetch(ctx context.Context) (bool, error) {
 		s.fetchRemotes(life, TriggerUnknownKID)
 		return true, nil
 	})
-	select {
-	case r := <-ch:
-		return r.Val.(bool), nil
-	case <-ctx.Done():
-		return false, ctx.Err()
+	for {
+		select {
+		case r := <-ch:
+			return r.Val.(bool), nil
+		case <-snap.replaced:
+			// One source answered; another may still be slow. Done if it brought kid.
+			if snap = s.snap.Load(); s.find(kid) != nil {
+				return true, nil
+			}
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
 	}
 }
 

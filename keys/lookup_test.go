@@ -221,3 +221,28 @@ func TestLookupBoundedByContext(t *testing.T) {
 		}
 	})
 }
+
+// A kid that appears at one source is served without waiting for another, slower one.
+func TestRefetchNotHeldBySlowSource(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fast, slow := &testIssuer{}, &testIssuer{}
+		fastClient, stopFast := startPipeHost(fast, "fast.test")
+		defer stopFast()
+		slowClient, stopSlow := startPipeHost(slow, "slow.test")
+		defer stopSlow()
+		fast.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "f1")} })
+		slow.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "s1")} })
+		client := &http.Client{Transport: byHost{"fast.test": fastClient, "slow.test": slowClient}}
+		s, cancel := startSet(t, fast.url, []config.Key{remoteSpec(slow.url + "/jwks"), remoteSpec(fast.url + "/jwks")}, client, nil)
+		defer cancel()
+
+		slow.set(func(is *testIssuer) { is.hang = true })
+		fast.set(func(is *testIssuer) { is.keys = append(is.keys, ecJWK(t, "f2")) })
+		// Well under the slow source's 5s fetch timeout.
+		ctx, cancelLookup := context.WithTimeout(context.Background(), time.Second)
+		defer cancelLookup()
+		if _, found, err := s.Lookup(ctx, "f2"); !found || err != nil {
+			t.Errorf("Lookup(f2) while another source hangs = %v, %v; want found at once", found, err)
+		}
+	})
+}

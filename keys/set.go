@@ -89,6 +89,9 @@ type Set struct {
 type snapshot struct {
 	byKID map[string]entry
 	only  entry
+	// replaced is closed when a newer snapshot is published, so a Lookup waiting on a
+	// refetch of several sources can return as soon as the one holding its kid has answered.
+	replaced chan struct{}
 }
 
 type entry struct {
@@ -141,7 +144,7 @@ func NewSet(issuer string, specs []config.Key, resolvePath func(string) string, 
 	if s.onFetch == nil {
 		s.onFetch = func(FetchEvent) {}
 	}
-	s.snap.Store(&snapshot{})
+	s.snap.Store(&snapshot{replaced: make(chan struct{})})
 	if len(specs) == 0 {
 		return nil, fmt.Errorf("issuer %q has no key sources: %w", issuer, ErrNoKeys)
 	}
@@ -322,7 +325,7 @@ func (s *Set) markGoodLocked(src *source) {
 // publishLocked rebuilds the snapshot from the sources' keys and, if any kid or key
 // changed, publishes it and forgets the unknown kids.
 func (s *Set) publishLocked() {
-	next := &snapshot{byKID: map[string]entry{}}
+	next := &snapshot{byKID: map[string]entry{}, replaced: make(chan struct{})}
 	all := true
 	for _, src := range s.sources {
 		all = all && len(src.keys) > 0
@@ -340,6 +343,7 @@ func (s *Set) publishLocked() {
 		return
 	}
 	s.snap.Store(next)
+	close(old.replaced)
 	s.forgetUnknown()
 }
 
