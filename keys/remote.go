@@ -145,6 +145,10 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) {
 		return // shutting down, or a refetch nobody waits for any more
 	}
 	f, err := r.fetch(ctx)
+	if err != nil && ctx.Err() != nil {
+		<-r.turn
+		return // the Set is stopping: not a failure of the source
+	}
 	ev.URL, ev.Skipped = f.url, f.skipped
 	switch {
 	case err != nil:
