@@ -1,0 +1,266 @@
+package main
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+
+	"github.com/jwt-authz/jwt-authz/bench/load"
+)
+
+// The run ids bench/run.sh passes as -name, in the order the report lists them, and what the
+// report calls them.
+var (
+	grpcRuns  = []string{"floor-noop", "authz-cached", "floor-rs256", "authz-nocache", "authz-distinct"}
+	envoyRuns = []string{"none", "jwt_authn", "ext_authz", "jwt_authn-distinct", "ext_authz-distinct"}
+	labels    = map[string]string{
+		"floor-noop":         "floor: no-op Check",
+		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
+		"floor-rs256":        "floor: no-op + stdlib RS256 verify",
+		"authz-nocache":      "jwt-authz, RS256, cache off",
+		"authz-distinct":     "jwt-authz, RS256, distinct tokens, cache on (all misses)",
+		"none":               "Envoy, no authorization",
+		"jwt_authn":          "Envoy + jwt_authn, one token",
+		"ext_authz":          "Envoy + ext_authz → jwt-authz, one token",
+		"jwt_authn-distinct": "Envoy + jwt_authn, distinct tokens (all misses)",
+		"ext_authz-distinct": "Envoy + ext_authz → jwt-authz, distinct tokens (all misses)",
+		"idle":               "jwt-authz after start (1 token)",
+		"cached-100k":        "jwt-authz after 100k distinct tokens",
+	}
+)
+
+// series is one run id in one mode across rounds.
+type series struct {
+	name   string
+	rounds map[int]load.Record
+}
+
+func (s *series) recs() []load.Record {
+	if s == nil {
+		return nil
+	}
+	keys := slices.Sorted(maps.Keys(s.rounds))
+	out := make([]load.Record, len(keys))
+	for i, k := range keys {
+		out[i] = s.rounds[k]
+	}
+	return out
+}
+
+// median of f over the rounds; NaN without rounds.
+func (s *series) median(f func(load.Record) float64) float64 {
+	var xs []float64
+	for _, r := range s.recs() {
+		xs = append(xs, f(r))
+	}
+	return load.Median(xs)
+}
+
+func (s *series) errors() (errs, late int) {
+	for _, r := range s.recs() {
+		errs += r.Errors
+		late += r.Late
+	}
+	return errs, late
+}
+
+func rps(r load.Record) float64 { return r.RPS }
+func p50(r load.Record) float64 { return r.Latency.P50US }
+func p90(r load.Record) float64 { return r.Latency.P90US }
+func p99(r load.Record) float64 { return r.Latency.P99US }
+
+// perRound applies f to the records of a and b from the same round, for the rounds both
+// have, and returns the median: a ratio is only ever taken between runs measured side by
+// side.
+func perRound(a, b *series, f func(a, b load.Record) float64) (float64, []float64) {
+	if a == nil || b == nil {
+		return load.Median(nil), nil
+	}
+	var xs []float64
+	for _, round := range slices.Sorted(maps.Keys(a.rounds)) {
+		if rb, ok := b.rounds[round]; ok {
+			xs = append(xs, f(a.rounds[round], rb))
+		}
+	}
+	return load.Median(xs), xs
+}
+
+func rpsRatio(a, b load.Record) float64 {
+	if b.RPS == 0 {
+		return 0
+	}
+	return a.RPS / b.RPS
+}
+
+func p50Diff(a, b load.Record) float64 { return a.Latency.P50US - b.Latency.P50US }
+
+type report struct {
+	series     map[[3]string]*series // section, name, mode
+	benches    []goBench
+	facts      map[string]string
+	dir        string
+	chartsDir  string
+	chartsLink string
+}
+
+func newReport(recs []load.Record, benches []goBench, facts map[string]string, dir string) *report {
+	r := &report{series: map[[3]string]*series{}, benches: benches, facts: facts, dir: dir}
+	for _, rec := range recs {
+		k := [3]string{rec.Section, rec.Name, rec.Mode}
+		s := r.series[k]
+		if s == nil {
+			s = &series{name: rec.Name, rounds: map[int]load.Record{}}
+			r.series[k] = s
+		}
+		s.rounds[rec.Round] = rec
+	}
+	return r
+}
+
+func (r *report) get(section, name, mode string) *series {
+	return r.series[[3]string{section, name, mode}]
+}
+
+// target is one line of the summary: what the issue asks, what was measured, the verdict.
+type target struct {
+	what, want, measured, value string
+	pass, known                 bool
+}
+
+const (
+	mib         = 1 << 20
+	rssLimit    = 64 * mib
+	addedP50Max = 300.0 // µs
+	cachedRatio = 0.9
+	verifyRatio = 0.8
+	envoyRatio  = 0.8
+	memTokens   = 100000
+)
+
+func (r *report) targets() []target {
+	var ts []target
+	ratio := func(what string, want float64, section, a, b string) {
+		sa, sb := r.get(section, a, "closed"), r.get(section, b, "closed")
+		m, rounds := perRound(sa, sb, rpsRatio)
+		t := target{what: what, want: fmt.Sprintf("≥ %.1f ×", want), known: len(rounds) > 0}
+		if t.known {
+			t.value = fmt.Sprintf("%.2f ×", m)
+			t.measured = fmt.Sprintf("%s vs %s rps", count(sa.median(rps)), count(sb.median(rps)))
+			t.pass = m >= want
+		}
+		ts = append(ts, t)
+	}
+	ratio("cached Check vs the no-op floor (gRPC, saturation)", cachedRatio, "grpc", "authz-cached", "floor-noop")
+	ratio("uncached RS256 Check (cache off) vs the RS256 floor", verifyRatio, "grpc", "authz-nocache", "floor-rs256")
+	ratio("uncached RS256 Check (distinct tokens, cache on) vs the RS256 floor", verifyRatio, "grpc", "authz-distinct", "floor-rs256")
+	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, one token (saturation)", envoyRatio, "envoy", "ext_authz", "jwt_authn")
+	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, distinct tokens (saturation)", envoyRatio, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
+
+	sa, sb := r.get("envoy", "ext_authz", "open"), r.get("envoy", "none", "open")
+	d, rounds := perRound(sa, sb, p50Diff)
+	t := target{what: fmt.Sprintf("added p50 latency of Envoy + jwt-authz over no authorization, at %s rps", r.facts["rate_http"]),
+		want: fmt.Sprintf("≤ %.1f ms", addedP50Max/1000), known: len(rounds) > 0}
+	if t.known {
+		t.value = fmt.Sprintf("%+.3f ms", d/1000)
+		t.measured = fmt.Sprintf("p50 %s vs %s", micros(sa.median(p50)), micros(sb.median(p50)))
+		t.pass = d <= addedP50Max
+	}
+	ts = append(ts, t)
+
+	mem := r.get("memory", "cached-100k", "closed")
+	t = target{what: "resident memory (VmRSS) with 100k distinct tokens cached", want: "≤ 64 MiB", known: mem != nil}
+	if t.known {
+		rss := mem.median(extra("rss_bytes"))
+		entries := mem.median(extra("cache_entries"))
+		t.value = fmt.Sprintf("%.1f MiB", rss/mib)
+		t.measured = fmt.Sprintf("%s entries in the cache", count(entries))
+		t.pass = rss <= rssLimit && entries >= memTokens
+		if entries < memTokens {
+			t.measured += fmt.Sprintf(" (fewer than %d: not a valid measurement)", memTokens)
+		}
+	}
+	ts = append(ts, t)
+	return ts
+}
+
+func extra(key string) func(load.Record) float64 {
+	return func(r load.Record) float64 { return r.Extra[key] }
+}
+
+// count formats a number with thousands separators: 12,345.
+func count(v float64) string {
+	s := strconv.FormatInt(int64(v+0.5), 10)
+	var out []byte
+	for i := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			out = append(out, ',')
+		}
+		out = append(out, s[i])
+	}
+	return string(out)
+}
+
+// micros formats a latency given in µs: "87 µs", "1.24 ms".
+func micros(us float64) string {
+	switch {
+	case us != us: // NaN
+		return "–"
+	case us >= 1000:
+		return fmt.Sprintf("%.2f ms", us/1000)
+	case us >= 100:
+		return fmt.Sprintf("%.0f µs", us)
+	}
+	return fmt.Sprintf("%.1f µs", us)
+}
+
+// chartBar and chartLatency are what bench/charts.py reads.
+type chartBar struct {
+	Label  string    `json:"label"`
+	Median float64   `json:"median"`
+	Rounds []float64 `json:"rounds"`
+}
+
+type chartLatency struct {
+	Label string  `json:"label"`
+	P50   float64 `json:"p50_us"`
+	P90   float64 `json:"p90_us"`
+	P99   float64 `json:"p99_us"`
+}
+
+func (r *report) chartData() map[string]any {
+	bars := func(section string, names []string) []chartBar {
+		var out []chartBar
+		for _, n := range names {
+			s := r.get(section, n, "closed")
+			if s == nil {
+				continue
+			}
+			b := chartBar{Label: labels[n], Median: s.median(rps)}
+			for _, rec := range s.recs() {
+				b.Rounds = append(b.Rounds, rec.RPS)
+			}
+			out = append(out, b)
+		}
+		return out
+	}
+	lats := func(section string, names []string) []chartLatency {
+		var out []chartLatency
+		for _, n := range names {
+			if s := r.get(section, n, "open"); s != nil {
+				out = append(out, chartLatency{Label: labels[n], P50: s.median(p50), P90: s.median(p90), P99: s.median(p99)})
+			}
+		}
+		return out
+	}
+	return map[string]any{
+		"run":           r.facts["mode"],
+		"grpc_rps":      bars("grpc", grpcRuns),
+		"grpc_latency":  lats("grpc", grpcRuns),
+		"grpc_rate":     r.facts["rate_grpc"],
+		"envoy_rps":     bars("envoy", envoyRuns),
+		"envoy_latency": lats("envoy", envoyRuns),
+		"envoy_rate":    r.facts["rate_http"],
+		"gobench":       r.benches,
+	}
+}

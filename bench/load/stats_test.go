@@ -1,0 +1,76 @@
+package load
+
+import (
+	"math"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestPercentile(t *testing.T) {
+	hundred := make([]time.Duration, 100)
+	for i := range hundred {
+		hundred[i] = time.Duration(i+1) * time.Microsecond // 1..100 µs
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one value", []time.Duration{7}, 99, 7},
+		{"p50 of 1..100", hundred, 50, 50 * time.Microsecond},
+		{"p90 of 1..100", hundred, 90, 90 * time.Microsecond},
+		{"p99 of 1..100", hundred, 99, 99 * time.Microsecond},
+		{"p100 is the max", hundred, 100, 100 * time.Microsecond},
+		{"tiny p is the min", hundred, 0.001, 1 * time.Microsecond},
+		{"nearest rank rounds up", []time.Duration{1, 2, 3}, 50, 2},
+		{"never interpolates", []time.Duration{10, 20}, 75, 20},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := Percentile(tt.sorted, tt.p); got != tt.want {
+				t.Errorf("Percentile(%v, %v) = %v, want %v", tt.sorted, tt.p, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestMedian(t *testing.T) {
+	tests := []struct {
+		name string
+		xs   []float64
+		want float64
+	}{
+		{"odd", []float64{3, 1, 2}, 2},
+		{"even", []float64{4, 1, 3, 2}, 2.5},
+		{"one slow round", []float64{100, 98, 20}, 98},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			in := append([]float64(nil), tt.xs...)
+			if got := Median(tt.xs); got != tt.want {
+				t.Errorf("Median(%v) = %v, want %v", in, got, tt.want)
+			}
+			if diff := cmp.Diff(in, tt.xs); diff != "" {
+				t.Errorf("Median modified its input (-before +after):\n%s", diff)
+			}
+		})
+	}
+	if got := Median(nil); !math.IsNaN(got) {
+		t.Errorf("Median(nil) = %v, want NaN", got)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	ds := []time.Duration{5 * time.Microsecond, 1 * time.Microsecond, 3 * time.Microsecond, 2 * time.Microsecond, 4 * time.Microsecond}
+	want := Summary{Count: 5, MinUS: 1, MeanUS: 3, P50US: 3, P90US: 5, P99US: 5, MaxUS: 5}
+	if diff := cmp.Diff(want, Summarize(ds)); diff != "" {
+		t.Errorf("Summarize(1..5 µs) mismatch (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(Summary{}, Summarize(nil)); diff != "" {
+		t.Errorf("Summarize(nil) mismatch (-want +got):\n%s", diff)
+	}
+}
