@@ -147,12 +147,15 @@ func (c *rule) hostMatches(host string) bool {
 	return false
 }
 
-// prefixMatches is segment-aware: /api matches /api and /api/x, not /apix.
+// prefixMatches is segment-aware: /api matches /api and /api/x, not /apix. A ';' also ends
+// the segment: servlet containers read /admin;jsessionid=x as /admin, so it must meet the
+// /admin rule rather than fall through to a looser one.
 func prefixMatches(prefix, path string) bool {
 	if prefix == "/" {
 		return true
 	}
-	return strings.HasPrefix(path, prefix) && (len(path) == len(prefix) || path[len(prefix)] == '/')
+	return strings.HasPrefix(path, prefix) &&
+		(len(path) == len(prefix) || path[len(prefix)] == '/' || path[len(prefix)] == ';')
 }
 
 // principalMatches: exact, or a trailing * matching any suffix

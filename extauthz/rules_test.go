@@ -139,6 +139,7 @@ func TestRules(t *testing.T) {
 		{name: "prefix itself", req: envoyRequest{path: "/api"}, rule: "prefix", reason: ReasonPublic, status: 200},
 		{name: "prefix and a segment", req: envoyRequest{path: "/api/x"}, rule: "prefix", reason: ReasonPublic, status: 200},
 		{name: "prefix is segment-aware", req: envoyRequest{path: "/apix"}, reason: ReasonNoRule, status: 403},
+		{name: "path parameter ends the prefix segment", req: envoyRequest{path: "/admin;jsessionid=x"}, rule: "admin", reason: ReasonMissingToken, status: 401},
 		{name: "prefix is case-sensitive", req: envoyRequest{path: "/API/x"}, reason: ReasonNoRule, status: 403},
 
 		// normalisation: every spelling of /admin hits the admin rule
