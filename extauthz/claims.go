@@ -4,98 +4,94 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
-	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // maxJSONDepth bounds nesting in headers and payloads; real tokens nest two or three levels.
 const maxJSONDepth = 32
 
 // decodeObject decodes a JOSE header or JWT payload: a JSON object in valid UTF-8 without
-// duplicate member names at any depth (RFC 7519 §4: a duplicate must be rejected or the last
-// one used; rejecting removes any parser-differential doubt). Numbers stay json.Number so
-// that they are forwarded exactly as the issuer wrote them.
+// duplicate member names at any depth (RFC 7519 §4 lets a parser reject duplicates; RFC 7493
+// I-JSON; rejecting removes any parser-differential doubt). jsontext enforces both by default
+// and streams tokens without the per-token allocations of encoding/json's Decoder.Token.
+// Numbers stay json.Number so they are forwarded exactly as the issuer wrote them.
 func decodeObject(data []byte) (map[string]any, error) {
-	if !utf8.Valid(data) {
-		return nil, errors.New("not valid UTF-8")
-	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	tok, err := dec.Token()
+	dec := jsontext.NewDecoder(bytes.NewReader(data))
+	tok, err := dec.ReadToken()
 	if err != nil {
 		return nil, err
 	}
-	if tok != json.Delim('{') {
+	if tok.Kind() != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	obj, err := decodeMembers(dec, 1)
+	obj, err := decodeMembers(dec)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
 		return nil, errors.New("trailing data after the object")
 	}
 	return obj, nil
 }
 
-func decodeMembers(dec *json.Decoder, depth int) (map[string]any, error) {
+func decodeMembers(dec *jsontext.Decoder) (map[string]any, error) {
 	obj := make(map[string]any)
-	for dec.More() {
-		tok, err := dec.Token()
+	for dec.PeekKind() != '}' {
+		tok, err := dec.ReadToken()
 		if err != nil {
 			return nil, err
 		}
-		name, ok := tok.(string)
-		if !ok {
-			return nil, errors.New("object member name is not a string")
-		}
-		if _, dup := obj[name]; dup {
-			return nil, fmt.Errorf("duplicate member %q", name)
-		}
-		v, err := decodeValue(dec, depth)
+		name := tok.String() // duplicates were refused by the decoder
+		v, err := decodeValue(dec)
 		if err != nil {
 			return nil, err
 		}
 		obj[name] = v
 	}
-	if _, err := dec.Token(); err != nil { // closing '}'
+	if _, err := dec.ReadToken(); err != nil { // closing '}'
 		return nil, err
 	}
 	return obj, nil
 }
 
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
-	tok, err := dec.Token()
+func decodeValue(dec *jsontext.Decoder) (any, error) {
+	tok, err := dec.ReadToken()
 	if err != nil {
 		return nil, err
 	}
-	d, isDelim := tok.(json.Delim)
-	if !isDelim {
-		return tok, nil
+	switch tok.Kind() {
+	case '"':
+		return tok.String(), nil
+	case '0':
+		return json.Number(tok.String()), nil
+	case 't':
+		return true, nil
+	case 'f':
+		return false, nil
+	case 'n':
+		return nil, nil
 	}
-	if depth >= maxJSONDepth {
+	if dec.StackDepth() > maxJSONDepth {
 		return nil, errors.New("nested too deeply")
 	}
-	switch d {
-	case '{':
-		return decodeMembers(dec, depth+1)
-	case '[':
-		arr := []any{}
-		for dec.More() {
-			v, err := decodeValue(dec, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			arr = append(arr, v)
-		}
-		if _, err := dec.Token(); err != nil { // closing ']'
+	if tok.Kind() == '{' {
+		return decodeMembers(dec)
+	}
+	arr := []any{}
+	for dec.PeekKind() != ']' {
+		v, err := decodeValue(dec)
+		if err != nil {
 			return nil, err
 		}
-		return arr, nil
+		arr = append(arr, v)
 	}
-	return nil, fmt.Errorf("unexpected %v", d)
+	if _, err := dec.ReadToken(); err != nil { // closing ']'
+		return nil, err
+	}
+	return arr, nil
 }
 
 // claimAt looks up a claim by dotted path ("realm_access.roles"). A top-level claim whose

@@ -89,7 +89,7 @@ func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.T
 		return p.allowResponse(r, o, d), d
 	}
 	d.HTTPStatus = o.denial.httpStatus
-	return denyResponse(o.denial, d), d
+	return p.denyResponse(o.denial, o, d), d
 }
 
 func (p *Policy) decideNonHTTP(r *request) outcome {

@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwt-authz/jwt-authz/config"
 )
@@ -27,6 +29,9 @@ type Policy struct {
 	// claimPaths are the claims rules read; an identity keeps only these.
 	claimPaths []string
 	cache      *tokenCache // nil when disabled
+	// denials holds each kind of deny response once built (denial -> *preparedDenial);
+	// the kinds are a closed set drawn from the config and fixed texts.
+	denials sync.Map
 }
 
 // provider is a compiled config.Provider with its key source.
@@ -43,6 +48,11 @@ type provider struct {
 	claimHeaders  []claimHeader // sorted by header
 	payloadHeader string
 	forwardToken  bool
+
+	// removeWhenAllSet is headers_to_remove for an allow that sets every claim header.
+	removeWhenAllSet []string
+	nameValue        *structpb.Value
+	issuerValue      *structpb.Value
 }
 
 type claimHeader struct{ claim, header string }
@@ -111,6 +121,16 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		byName[pr.name] = pr
 	}
 	slices.Sort(p.injectable)
+	p.injectable = slices.Clip(p.injectable) // shared by responses: appends must copy
+	for _, pr := range p.providers {
+		set := []string{pr.payloadHeader}
+		for _, ch := range pr.claimHeaders {
+			set = append(set, ch.header)
+		}
+		pr.removeWhenAllSet = p.removeExcept(set)
+		pr.nameValue = structpb.NewStringValue(pr.name)
+		pr.issuerValue = structpb.NewStringValue(pr.issuer)
+	}
 	p.claimPaths = []string{"scope", "scp"}
 	for _, rc := range cfg.Rules {
 		if rc.Require != nil {

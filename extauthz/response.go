@@ -19,43 +19,90 @@ import (
 // inject (and the credential when the provider does not forward it), and records the
 // decision in dynamic metadata.
 func (p *Policy) allowResponse(r *request, o outcome, d Decision) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{}
-	var set []string
+	ok := &authv3.OkHttpResponse{HeadersToRemove: p.injectable}
 	if id := o.token; id != nil {
 		pr := id.provider
+		n := 0
+		for _, v := range id.headers {
+			if v != noHeader {
+				n++
+			}
+		}
+		allSet := n == len(pr.claimHeaders)
+		if pr.payloadHeader != "" {
+			n++
+		}
+		// One allocation for all header options (this is the hot path of every allow).
+		block := make([]headerBlock, n)
+		ok.Headers = make([]*corev3.HeaderValueOption, n)
+		j := 0
 		for i, ch := range pr.claimHeaders {
 			if v := id.headers[i]; v != noHeader {
-				ok.Headers = append(ok.Headers, overwrite(ch.header, v))
-				set = append(set, ch.header)
+				ok.Headers[j] = block[j].option(ch.header, v)
+				j++
 			}
 		}
 		if pr.payloadHeader != "" {
-			ok.Headers = append(ok.Headers, overwrite(pr.payloadHeader, id.payload))
-			set = append(set, pr.payloadHeader)
+			ok.Headers[j] = block[j].option(pr.payloadHeader, id.payload)
+		}
+		// Envoy applies headers_to_remove after headers (ext_authz.cc onComplete), so a
+		// header we set must not be listed; every other injectable one is.
+		if allSet {
+			ok.HeadersToRemove = pr.removeWhenAllSet
+		} else {
+			set := make([]string, len(ok.Headers))
+			for i, h := range ok.Headers {
+				set[i] = h.Header.Key
+			}
+			ok.HeadersToRemove = p.removeExcept(set)
 		}
 		if !pr.forwardToken {
-			stripCredential(ok, r, o.source)
-		}
-	}
-	// Envoy applies headers_to_remove after headers (ext_authz.cc onComplete), so a header
-	// we set must not be listed; every other injectable one is.
-	for _, h := range p.injectable {
-		if !slices.Contains(set, h) {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, h)
+			if name := stripCredential(ok, r, o.source); name != "" {
+				// A fresh slice: the prepared lists are shared by concurrent responses.
+				ok.HeadersToRemove = append([]string{name}, ok.HeadersToRemove...)
+			}
 		}
 	}
 	return &authv3.CheckResponse{
-		Status:          &rpcstatus.Status{Code: int32(code.Code_OK)},
+		Status:          statusOK,
 		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: metadata(d),
+		DynamicMetadata: p.metadata(o, d),
 	}
 }
 
-// stripCredential keeps the token from reaching the upstream.
-func stripCredential(ok *authv3.OkHttpResponse, r *request, src tokenSource) {
+// removeExcept is every injectable header but those in set. The result is clipped, so an
+// append to a shared copy can never write into it.
+func (p *Policy) removeExcept(set []string) []string {
+	out := make([]string, 0, len(p.injectable))
+	for _, h := range p.injectable {
+		if !slices.Contains(set, h) {
+			out = append(out, h)
+		}
+	}
+	return slices.Clip(out)
+}
+
+// headerBlock holds an upstream header option and its value, so a response's headers take
+// one allocation.
+type headerBlock struct {
+	opt corev3.HeaderValueOption
+	hv  corev3.HeaderValue
+}
+
+func (b *headerBlock) option(key, value string) *corev3.HeaderValueOption {
+	b.hv.Key, b.hv.Value = key, value
+	b.opt.Header = &b.hv
+	b.opt.Append = appendFalse
+	b.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+	return &b.opt
+}
+
+// stripCredential keeps the token from reaching the upstream. It returns the header to
+// remove, if any; a query parameter or a cookie is dealt with in ok directly.
+func stripCredential(ok *authv3.OkHttpResponse, r *request, src tokenSource) (removeHeader string) {
 	switch src.kind {
 	case fromHeader:
-		ok.HeadersToRemove = append(ok.HeadersToRemove, src.name)
+		return src.name
 	case fromQuery:
 		ok.QueryParametersToRemove = append(ok.QueryParametersToRemove, src.name)
 	case fromCookie:
@@ -70,26 +117,63 @@ func stripCredential(ok *authv3.OkHttpResponse, r *request, src tokenSource) {
 			return true
 		})
 		if len(kept) == 0 {
-			ok.HeadersToRemove = append(ok.HeadersToRemove, "cookie")
-		} else {
-			ok.Headers = append(ok.Headers, overwrite("cookie", strings.Join(kept, "; ")))
+			return "cookie"
 		}
+		ok.Headers = append(ok.Headers, overwrite("cookie", strings.Join(kept, "; ")))
 	}
+	return ""
 }
+
+// Prepared once and shared read-only by every response: protobuf messages are safe for
+// concurrent marshalling as long as nobody mutates them.
+var (
+	statusOK    = &rpcstatus.Status{Code: int32(code.Code_OK)}
+	appendFalse = wrapperspb.Bool(false)
+	allowValue  = structpb.NewStringValue("allow")
+	denyValue   = structpb.NewStringValue("deny")
+	reasonValue = func() map[Reason]*structpb.Value {
+		m := make(map[Reason]*structpb.Value, len(Reasons))
+		for _, r := range Reasons {
+			m[r] = structpb.NewStringValue(string(r))
+		}
+		return m
+	}()
+)
 
 // overwrite builds an upstream header that replaces any client copy on every Envoy from 1.36
 // to 1.40: append=false explicitly plus OVERWRITE_IF_EXISTS_OR_ADD (envoy-extauthz.md §2.1).
 func overwrite(key, value string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
 		Header:       &corev3.HeaderValue{Key: key, Value: value},
-		Append:       wrapperspb.Bool(false),
+		Append:       appendFalse,
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}
 }
 
 // denyResponse: a non-zero status always (a nil status would allow, §6.1) and an explicit
-// HTTP status, RFC 6750 challenge and JSON body.
-func denyResponse(dn denial, d Decision) *authv3.CheckResponse {
+// HTTP status, RFC 6750 challenge and JSON body. The status and denied response depend only
+// on the denial, whose fields come from closed sets (config and fixed texts), so each kind
+// is built once and then shared.
+func (p *Policy) denyResponse(dn denial, o outcome, d Decision) *authv3.CheckResponse {
+	pd, ok := p.denials.Load(dn)
+	if !ok {
+		pd, _ = p.denials.LoadOrStore(dn, buildDenial(dn))
+	}
+	prep := pd.(*preparedDenial)
+	return &authv3.CheckResponse{
+		Status:          prep.status,
+		HttpResponse:    prep.response,
+		DynamicMetadata: p.metadata(o, d),
+	}
+}
+
+// preparedDenial is the shareable part of a deny CheckResponse.
+type preparedDenial struct {
+	status   *rpcstatus.Status
+	response *authv3.CheckResponse_DeniedResponse
+}
+
+func buildDenial(dn denial) *preparedDenial {
 	grpcCode := code.Code_UNAUTHENTICATED
 	switch dn.httpStatus {
 	case http.StatusForbidden:
@@ -121,14 +205,13 @@ func denyResponse(dn denial, d Decision) *authv3.CheckResponse {
 	if dn.httpStatus == http.StatusServiceUnavailable {
 		headers = append(headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "retry-after", Value: "5"}})
 	}
-	return &authv3.CheckResponse{
-		Status: &rpcstatus.Status{Code: int32(grpcCode), Message: string(dn.reason)},
-		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+	return &preparedDenial{
+		status: &rpcstatus.Status{Code: int32(grpcCode), Message: string(dn.reason)},
+		response: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(dn.httpStatus)},
 			Headers: headers,
 			Body:    string(body),
 		}},
-		DynamicMetadata: metadata(d),
 	}
 }
 
@@ -161,19 +244,28 @@ func quoteSafe(s string) string {
 }
 
 // metadata is the dynamic metadata Envoy stores under envoy.filters.http.ext_authz, for
-// allow and deny alike, so access logs can say why.
-func metadata(d Decision) *structpb.Struct {
-	decision := "deny"
+// allow and deny alike, so access logs can say why. Every value but sub is prepared.
+func (p *Policy) metadata(o outcome, d Decision) *structpb.Struct {
+	fields := make(map[string]*structpb.Value, 6)
+	fields["decision"] = denyValue
 	if d.Allowed {
-		decision = "allow"
+		fields["decision"] = allowValue
 	}
-	fields := map[string]*structpb.Value{
-		"decision": structpb.NewStringValue(decision),
-		"reason":   structpb.NewStringValue(string(d.Reason)),
+	if v := reasonValue[d.Reason]; v != nil {
+		fields["reason"] = v
+	} else {
+		fields["reason"] = structpb.NewStringValue(string(d.Reason))
 	}
-	for k, v := range map[string]string{"rule": d.Rule, "provider": d.Provider, "iss": d.Issuer, "sub": d.Subject} {
-		if v != "" {
-			fields[k] = structpb.NewStringValue(v)
+	if o.rule != nil {
+		fields["rule"] = o.rule.nameValue
+	}
+	if o.provider != nil {
+		fields["provider"] = o.provider.nameValue
+	}
+	if o.token != nil {
+		fields["iss"] = o.token.provider.issuerValue
+		if d.Subject != "" {
+			fields["sub"] = structpb.NewStringValue(d.Subject)
 		}
 	}
 	return &structpb.Struct{Fields: fields}

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/types/known/structpb"
+
 	"github.com/jwt-authz/jwt-authz/config"
 )
 
@@ -17,7 +19,8 @@ const (
 
 // rule is a compiled config.Rule.
 type rule struct {
-	name string
+	name      string
+	nameValue *structpb.Value // the rule's name in dynamic metadata, prepared once
 
 	hosts      []string // exact, lower case
 	hostSuffix []string // from "*.example.com": ".example.com"
@@ -43,13 +46,14 @@ type claimRequirement struct {
 
 func compileRule(r config.Rule, providers []*provider, byName map[string]*provider) *rule {
 	c := &rule{
-		name:     r.Name,
-		path:     r.Match.Path,
-		prefix:   strings.TrimSuffix(r.Match.PathPrefix, "/"),
-		methods:  r.Match.Methods,
-		ctxExt:   r.Match.ContextExtensions,
-		srcPrinc: r.Match.SourcePrincipals,
-		dstPrinc: r.Match.DestinationPrincipals,
+		name:      r.Name,
+		nameValue: structpb.NewStringValue(r.Name),
+		path:      r.Match.Path,
+		prefix:    strings.TrimSuffix(r.Match.PathPrefix, "/"),
+		methods:   r.Match.Methods,
+		ctxExt:    r.Match.ContextExtensions,
+		srcPrinc:  r.Match.SourcePrincipals,
+		dstPrinc:  r.Match.DestinationPrincipals,
 	}
 	if r.Match.PathPrefix == "/" {
 		c.prefix = "/"

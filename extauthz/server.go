@@ -76,8 +76,8 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 		if v := recover(); v != nil {
 			s.log.Error("panic in Check; denying", "panic", v)
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError}
-			resp = denyResponse(denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
-				code: "server_error", desc: "internal error"}, d)
+			resp = s.policy.Load().denyResponse(denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
+				code: "server_error", desc: "internal error"}, outcome{}, d)
 			if s.observe != nil {
 				s.observe(d, time.Since(start))
 			}
