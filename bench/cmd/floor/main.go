@@ -8,7 +8,7 @@
 //	                                    verification that is not cached
 //
 // It listens on -addr (default 127.0.0.1:0) and prints "listening ADDR" on stdout once it
-// accepts connections. It is not an authorization server: rs256 checks no claim at all.
+// accepts connections; it answers gRPC health checks as SERVING. It is not an authorization server: rs256 checks no claim at all.
 package main
 
 import (
@@ -34,6 +34,8 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/keepalive"
 )
 
@@ -78,6 +80,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		grpc.MaxRecvMsgSize(4<<20),
 	)
 	authv3.RegisterAuthorizationServer(gs, srv)
+	// Serving at once, under the names Envoy's health checks use for jwt-authz, so an Envoy
+	// cluster can point at either server with the same config.
+	hs := health.NewServer()
+	hs.SetServingStatus("envoy.service.auth.v3.Authorization", healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(gs, hs)
 	go func() {
 		<-ctx.Done()
 		gs.Stop()

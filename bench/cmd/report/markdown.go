@@ -221,14 +221,19 @@ func (r *report) envoySection(m *md) {
 	f := r.facts
 	m.p("## 3. Through Envoy")
 	m.p("")
-	m.p("One Envoy %s (`--concurrency 1`) with three listeners that differ only in their HTTP filters, each "+
+	m.p("One Envoy %s (`--concurrency 1`) with four listeners that differ only in their HTTP filters, each "+
 		"with a `direct_response` route so no upstream is involved:", f["envoy_version"])
 	m.p("")
 	m.p("- **no authorization**: router only;")
 	m.p("- **jwt_authn**: Envoy's in-process JWT filter, the same JWKS inline (`local_jwks`), the same issuer and audience, `claim_to_headers` sub → `x-jwt-sub`, and its JWT cache on (`jwt_cache_config: {jwt_cache_size: %s}`) so that both sides may cache;", f["cache_entries"])
-	m.p("- **ext_authz → jwt-authz**: the filter and cluster of the README's Envoy snippet (gRPC, HTTP/2, `timeout: 1s`, `failure_mode_allow: false`, `validate_mutations: true`, gRPC health checks), to the jwt-authz of section 2 with its cache on.")
+	m.p("- **ext_authz → jwt-authz**: the filter and cluster of the README's Envoy snippet (gRPC, HTTP/2, `timeout: 1s`, `failure_mode_allow: false`, `validate_mutations: true`, gRPC health checks), to the jwt-authz of section 2 with its cache on;")
+	m.p("- **ext_authz → floor no-op server**: the same filter and cluster, to the no-op floor of section 2 (also on core 1). " +
+		"No ext_authz server can do better than this on the same core: it is Envoy's own cost of an ext_authz call plus the gRPC transport floor;")
+	m.p("- **ext_authz → jwt-authz on the other core**: the same again, to a second jwt-authz pinned to core 0 beside the load generator, " +
+		"so that Envoy has core 1 to itself and no request waits for the two processes to take turns on one core. " +
+		"Measured at the fixed rate only, where the load generator leaves most of core 0 idle.")
 	m.p("")
-	m.p("**Pinning.** Envoy and jwt-authz (`GOMAXPROCS=1`) share core 1; the HTTP load generator " +
+	m.p("**Pinning.** Envoy and jwt-authz (`GOMAXPROCS=1`, and the floor server likewise) share core 1; the HTTP load generator " +
 		"(`bench/cmd/http-load`, HTTP/1.1 keep-alive, pre-built requests) runs on core 0. So the whole " +
 		"authorization stack gets exactly one core, the same one core Envoy + jwt_authn gets: the " +
 		"comparison is per core of server, which is what a deployment pays for. (Giving jwt-authz a core of " +
@@ -242,6 +247,8 @@ func (r *report) envoySection(m *md) {
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "closed")
 	r.ratioLine(m, "envoy", "ext_authz", "jwt_authn")
+	r.ratioLine(m, "envoy", "ext_authz-floor", "jwt_authn")
+	r.ratioLine(m, "envoy", "ext_authz", "ext_authz-floor")
 	r.ratioLine(m, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
 	r.ratioLine(m, "envoy", "jwt_authn", "none")
 	r.ratioLine(m, "envoy", "ext_authz", "none")
@@ -250,7 +257,7 @@ func (r *report) envoySection(m *md) {
 	m.p("### At a fixed rate (open loop, %s requests/s)", f["rate_http"])
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "open")
-	for _, n := range []string{"jwt_authn", "ext_authz", "jwt_authn-distinct", "ext_authz-distinct"} {
+	for _, n := range []string{"jwt_authn", "ext_authz", "ext_authz-floor", "ext_authz-split", "jwt_authn-distinct", "ext_authz-distinct"} {
 		d, rounds := perRound(r.get("envoy", n, "open"), r.get("envoy", "none", "open"), p50Diff)
 		if len(rounds) > 0 {
 			m.p("- added p50 over no authorization, %s: **%+.3f ms**", labels[n], d/1000)
@@ -284,21 +291,44 @@ func (r *report) memorySection(m *md) {
 			count(s.median(extra("cache_entries")))})
 	}
 	m.table([]string{"state", "requests sent", "VmRSS", "VmHWM", "Go heap in use", "cache entries"}, rows)
+	m.p("VmRSS is what the kernel charges the process, including the Go heap's headroom: with the default " +
+		"`GOGC=100` the heap may grow to about twice its live data before a collection, and freed pages go back " +
+		"to the kernel only gradually. The heap profile in section 5, taken after a GC, shows the live part.")
+	m.p("")
+	idle, full := r.get("memory", "idle", "closed"), r.get("memory", "cached-100k", "closed")
+	if idle != nil && full != nil {
+		n := full.median(extra("cache_entries")) - idle.median(extra("cache_entries"))
+		if n > 0 {
+			m.p("Per cached token: %s bytes of resident memory, %s bytes of Go heap in use (the differences "+
+				"between the two rows, divided by the entries added). The heap in use includes garbage not yet "+
+				"collected; the heap profile in section 5 shows what is live.",
+				count((full.median(extra("rss_bytes"))-idle.median(extra("rss_bytes")))/n),
+				count((full.median(extra("heap_inuse_bytes"))-idle.median(extra("heap_inuse_bytes")))/n))
+			m.p("")
+		}
+	}
 }
 
 var profileFiles = []struct{ file, title string }{
 	{"profile-cached-cum.txt", "cached (one token): top 15 by cumulative time"},
 	{"profile-cached-flat.txt", "cached (one token): top 15 by flat time"},
+	{"profile-cached-own.txt", "cached (one token): jwt-authz's own functions, top 15 by cumulative time"},
 	{"profile-uncached-cum.txt", "uncached (RS256, cache off): top 15 by cumulative time"},
 	{"profile-uncached-flat.txt", "uncached (RS256, cache off): top 15 by flat time"},
+	{"profile-uncached-own.txt", "uncached (RS256, cache off): jwt-authz's own functions, top 15 by cumulative time"},
+	{"profile-heap-inuse.txt", "heap in use after the heap-profile tokens: top 15 by inuse_space"},
 }
 
 func (r *report) profileSection(m *md) {
 	m.p("## 5. Where the time goes")
 	m.p("")
-	m.p("CPU profiles of jwt-authz under the saturating gRPC load of section 2, %s each, taken from the same binary "+
-		"built with a pprof listener added at build time (`go build -overlay`, see `bench/profile/`): the code under "+
-		"test is unchanged. Read with `go tool pprof -top -nodecount=15 [-cum]`.", r.facts["profile_seconds"])
+	m.p("CPU profiles of jwt-authz under the saturating gRPC load of section 2 (one token with the cache on; "+
+		"cache off), %s each, and a heap profile after %s distinct tokens (taken after a GC, so it shows what "+
+		"is live). They come from the same binary built with a pprof listener added at build time "+
+		"(`go build -overlay`, see `bench/profile/`): the code under test is unchanged. Read with "+
+		"`go tool pprof -top -nodecount=15 [-cum | -sample_index=inuse_space]`. With `GOMAXPROCS=1` and a "+
+		"saturating load, \"Total samples\" below 100%% of the duration means the process was waiting or "+
+		"its core was taken by something else.", r.facts["profile_seconds"], r.facts["heap_tokens"])
 	m.p("")
 	for _, pf := range profileFiles {
 		data, err := os.ReadFile(filepath.Join(r.dir, pf.file))
