@@ -249,6 +249,14 @@ func TestDockerfile(t *testing.T) {
 	if name, _, _ := strings.Cut(user, ":"); name != "nonroot" && name != "65532" {
 		t.Errorf("Dockerfile final stage USER %q, want nonroot", user)
 	}
+	if !slices.ContainsFunc(final.lines, func(l string) bool {
+		return strings.HasPrefix(l, "HEALTHCHECK ") && strings.Contains(l, "-healthcheck") && strings.Contains(l, "/readyz")
+	}) {
+		t.Error("Dockerfile final stage has no HEALTHCHECK running jwt-authz -healthcheck .../readyz")
+	}
+	if !slices.ContainsFunc(build.lines, func(l string) bool { return strings.Contains(l, "-X main.version=") }) {
+		t.Error("Dockerfile does not stamp main.version: jwt-authz -version would say dev")
+	}
 }
 
 type dockerStage struct {
