@@ -498,10 +498,10 @@ cpu_profile() {
 	wait "$load" || true
 	go tool pprof -top -nodecount=15 "$BIN/jwt-authz-pprof" "$W/profile-$name.pprof" >"$W/profile-$name-flat.txt" 2>/dev/null
 	go tool pprof -top -cum -nodecount=15 "$BIN/jwt-authz-pprof" "$W/profile-$name.pprof" >"$W/profile-$name-cum.txt" 2>/dev/null
-	# The same, showing only jwt-authz's own functions (gRPC's frames dominate the plain list).
-	go tool pprof -top -cum -nodecount=15 -show='jwt-authz/' "$BIN/jwt-authz-pprof" "$W/profile-$name.pprof" \
-		>"$W/profile-$name-own.txt" 2>/dev/null
-	echo "go tool pprof -top [-cum] [-show=jwt-authz/] -nodecount=15 \$W/bin/jwt-authz-pprof \$W/profile-$name.pprof" >>"$W/commands.txt"
+	# Only the samples inside Server.Check (gRPC's own frames dominate the plain lists).
+	go tool pprof -top -cum -nodecount=15 -focus='extauthz\.\(\*Server\)\.Check' "$BIN/jwt-authz-pprof" \
+		"$W/profile-$name.pprof" >"$W/profile-$name-own.txt" 2>/dev/null
+	echo "go tool pprof -top [-cum] [-focus='extauthz\.\(\*Server\)\.Check'] -nodecount=15 \$W/bin/jwt-authz-pprof \$W/profile-$name.pprof" >>"$W/commands.txt"
 	stop "$AUTHZ_PID"
 }
 

@@ -81,7 +81,7 @@ func (r *report) summary(m *md) {
 	m.p("## Summary")
 	m.p("")
 	m.p("Each ratio is the median over rounds of the ratio between two runs of the same round "+
-		"(%s rounds; each run %s after %s of warm-up).", r.facts["rounds"], r.facts["duration"], r.facts["warmup"])
+		"(rounds: %s; each run measures %s after %s of warm-up).", r.facts["rounds"], r.facts["duration"], r.facts["warmup"])
 	m.p("")
 	var rows [][]string
 	for _, t := range r.targets() {
@@ -122,7 +122,7 @@ func (r *report) machine(m *md) {
 func (r *report) goBenchSection(m *md) {
 	m.p("## 1. In process: `go test -bench`")
 	m.p("")
-	m.p("`Server.Check` called directly, no gRPC: what jwt-authz itself costs per decision. Medians of %s runs, "+
+	m.p("`Server.Check` called directly, no gRPC: what jwt-authz itself costs per decision. Median of %s run(s), "+
 		"pinned to core 1 with `-cpu 1`:", r.facts["bench_count"])
 	m.p("")
 	m.p("```sh\n%s\n```", r.facts["gobench_cmd"])
@@ -312,10 +312,10 @@ func (r *report) memorySection(m *md) {
 var profileFiles = []struct{ file, title string }{
 	{"profile-cached-cum.txt", "cached (one token): top 15 by cumulative time"},
 	{"profile-cached-flat.txt", "cached (one token): top 15 by flat time"},
-	{"profile-cached-own.txt", "cached (one token): jwt-authz's own functions, top 15 by cumulative time"},
+	{"profile-cached-own.txt", "cached (one token): inside Server.Check only, top 15 by cumulative time"},
 	{"profile-uncached-cum.txt", "uncached (RS256, cache off): top 15 by cumulative time"},
 	{"profile-uncached-flat.txt", "uncached (RS256, cache off): top 15 by flat time"},
-	{"profile-uncached-own.txt", "uncached (RS256, cache off): jwt-authz's own functions, top 15 by cumulative time"},
+	{"profile-uncached-own.txt", "uncached (RS256, cache off): inside Server.Check only, top 15 by cumulative time"},
 	{"profile-heap-inuse.txt", "heap in use after the heap-profile tokens: top 15 by inuse_space"},
 }
 
