@@ -111,13 +111,10 @@ func merge(mode string, opts Options, recs []recorder, elapsed time.Duration) Re
 
 func runClosed(ctx context.Context, opts Options, call Call) Result {
 	var (
-		seq      atomic.Uint64 // next request number
-		measured atomic.Uint64 // requests sent inside the window
-		// measureFrom is the request number that opened the window: requests before it
-		// belong to the warmup.
-		measureFrom atomic.Uint64
-		measuring   atomic.Bool
-		stop        atomic.Bool
+		seq       atomic.Uint64 // next request number
+		sent      atomic.Uint64 // requests sent inside the window
+		measuring atomic.Bool   // the window is open
+		stop      atomic.Bool   // the window has closed
 	)
 	recs := make([]recorder, opts.Workers)
 	var wg sync.WaitGroup
@@ -128,21 +125,21 @@ func runClosed(ctx context.Context, opts Options, call Call) Result {
 			rec := &recs[w]
 			for !stop.Load() && ctx.Err() == nil {
 				n := seq.Add(1) - 1
-				counted := measuring.Load()
-				if counted && opts.MaxRequests > 0 && measured.Add(1) > opts.MaxRequests {
+				inWindow := measuring.Load()
+				if opts.MaxRequests > 0 && inWindow && sent.Add(1) > opts.MaxRequests {
 					return
 				}
 				start := time.Now()
 				err := call(ctx, w, n)
-				// Answers that arrive after the window closed are not part of it.
-				if counted && n >= measureFrom.Load() && !stop.Load() {
+				// The window counts what completes inside it, wherever it started (the rate
+				// of answers in a steady state); with a count, exactly the requests it sent.
+				if measuring.Load() && !stop.Load() && (opts.MaxRequests == 0 || inWindow) {
 					rec.record(time.Since(start), err)
 				}
 			}
 		}()
 	}
 	sleepCtx(ctx, opts.Warmup)
-	measureFrom.Store(seq.Load())
 	measuring.Store(true)
 	start := time.Now()
 	done := make(chan struct{})
