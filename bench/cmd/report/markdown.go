@@ -57,7 +57,7 @@ func (r *report) markdown() string {
 		m.p("> **Warning:** %s", busy)
 		m.p("")
 	}
-	m.p("Rerun everything (about 10 minutes; `QUICK=1` for a 2-minute smoke run):")
+	m.p("Rerun everything (about 10 minutes; `QUICK=1` for a smoke run of 2 to 3 minutes):")
 	m.p("")
 	m.p("```sh\nmake bench        # = bench/run.sh\nQUICK=1 bench/run.sh\n```")
 	m.p("")
