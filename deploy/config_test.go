@@ -58,10 +58,11 @@ func check(t *testing.T, config string) (string, error) {
 	if err := os.WriteFile(f, []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	bin := jwtAuthz(t) // may build it first: not under the timeout of one check
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var out bytes.Buffer
-	cmd := exec.CommandContext(ctx, jwtAuthz(t), "-config", f, "-check")
+	cmd := exec.CommandContext(ctx, bin, "-config", f, "-check")
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	return out.String(), err
