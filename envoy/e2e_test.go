@@ -27,7 +27,7 @@ import (
 func TestEndToEnd(t *testing.T) {
 	for _, raw := range []bool{false, true} {
 		t.Run(fmt.Sprintf("encode_raw_headers=%v", raw), func(t *testing.T) {
-			s := startStack(t, raw)
+			s := startStack(t, stackOptions{rawHeaders: raw})
 			s.scenarios(t)
 		})
 	}
@@ -206,7 +206,7 @@ func (s *stack) scenarios(t *testing.T) {
 	// docker-compose.yaml's health checks run each binary with -healthcheck URL (the image has
 	// no shell or curl): the same commands, pointed at this stack's ports. Envoy plays no part,
 	// so once is enough.
-	if !s.rawHeaders {
+	if !s.opts.rawHeaders {
 		t.Run("compose health checks: -healthcheck URL", func(t *testing.T) {
 			port := map[string]int{"jwt-authz": s.AuthzHTTP, "demo-issuer": s.Issuer, "demo-upstream": s.Upstream}
 			closed := freePorts(t).Listener
@@ -273,23 +273,32 @@ type reply struct {
 
 func (s *stack) do(t *testing.T, method, path string, h http.Header, body string) reply {
 	t.Helper()
-	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	r, err := s.send(method, path, h, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return r
+}
+
+// send is do for a goroutine other than the test's: it returns its error.
+func (s *stack) send(method, path string, h http.Header, body string) (reply, error) {
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	if err != nil {
+		return reply{}, err
 	}
 	for k, v := range h {
 		req.Header[k] = v
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return reply{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("%s %s: %v", method, path, err)
+		return reply{}, fmt.Errorf("%s %s: %w", method, path, err)
 	}
-	return reply{resp.StatusCode, resp.Header, b}
+	return reply{resp.StatusCode, resp.Header, b}, nil
 }
 
 // raw sends a request line byte for byte (net/http would clean or re-escape the target).
@@ -316,20 +325,32 @@ func (s *stack) raw(t *testing.T, method, target string) reply {
 // login returns an access token from POST /login through Envoy.
 func (s *stack) login(t *testing.T, user, password string) string {
 	t.Helper()
+	tok, err := s.accessToken(user, password)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// accessToken is login for a goroutine other than the test's: it returns its error.
+func (s *stack) accessToken(user, password string) (string, error) {
 	body, _ := json.Marshal(map[string]string{"username": user, "password": password})
-	r := s.do(t, "POST", "/login", jsonHeader, string(body))
+	r, err := s.send("POST", "/login", jsonHeader, string(body))
+	if err != nil {
+		return "", err
+	}
 	var tok struct {
 		Token       string `json:"token"`
 		AccessToken string `json:"access_token"`
 		TokenType   string `json:"token_type"`
 	}
 	if r.status != 200 || json.Unmarshal(r.body, &tok) != nil || tok.AccessToken == "" {
-		t.Fatalf("POST /login (%s) = %d %s, want 200 and an access_token", user, r.status, clip(r.body))
+		return "", fmt.Errorf("POST /login (%s) = %d %s, want 200 and an access_token", user, r.status, clip(r.body))
 	}
 	if tok.Token != tok.AccessToken || !strings.EqualFold(tok.TokenType, "Bearer") {
-		t.Errorf("POST /login (%s): token == access_token is %v, token_type %q; want true, Bearer", user, tok.Token == tok.AccessToken, tok.TokenType)
+		return "", fmt.Errorf("POST /login (%s): token == access_token is %v, token_type %q; want true, Bearer", user, tok.Token == tok.AccessToken, tok.TokenType)
 	}
-	return tok.AccessToken
+	return tok.AccessToken, nil
 }
 
 // echo is demo-upstream's answer: the request as it arrived there.

@@ -27,9 +27,11 @@ import (
 
 // ports is where each piece of the demo listens on 127.0.0.1.
 type ports struct {
-	Listener, Admin  int // Envoy
-	Authz, AuthzHTTP int // jwt-authz gRPC and HTTP (health)
-	Issuer, Upstream int
+	Listener, Admin    int // Envoy
+	Authz, AuthzHTTP   int // jwt-authz gRPC and HTTP (health)
+	Issuer, Upstream   int
+	IssuerAdmin        int // demo-issuer's admin listener (POST /rotate), when a test turns it on
+	Authz2, AuthzHTTP2 int // a second jwt-authz replica, when a test runs one
 }
 
 // freePorts picks distinct free ports by listening on 127.0.0.1:0 and closing. Another
@@ -50,7 +52,8 @@ func freePorts(t *testing.T) ports {
 		ls = append(ls, l)
 		return l.Addr().(*net.TCPAddr).Port
 	}
-	return ports{Listener: next(), Admin: next(), Authz: next(), AuthzHTTP: next(), Issuer: next(), Upstream: next()}
+	return ports{Listener: next(), Admin: next(), Authz: next(), AuthzHTTP: next(), Issuer: next(), Upstream: next(),
+		IssuerAdmin: next(), Authz2: next(), AuthzHTTP2: next()}
 }
 
 // clusterPorts maps envoy.yaml's cluster names to the piece of the demo behind each.
@@ -91,20 +94,8 @@ func loopbackEnvoyConfig(src []byte, p ports, rawHeaders bool) ([]byte, error) {
 			return nil, fmt.Errorf("envoy.yaml: cluster %v: the rewrite does not know where it lives", name)
 		}
 		delete(want, fmt.Sprint(name))
-		c.(map[string]any)["type"] = "STATIC"
-		eps, err := list(c, "load_assignment", "endpoints")
-		if err != nil {
-			return nil, fmt.Errorf("cluster %v: %w", name, err)
-		}
-		if len(eps) != 1 {
-			return nil, fmt.Errorf("envoy.yaml: cluster %v: want 1 locality, have %d", name, len(eps))
-		}
-		lbs, err := list(eps[0], "lb_endpoints")
-		if err != nil || len(lbs) != 1 {
-			return nil, fmt.Errorf("envoy.yaml: cluster %v: want 1 lb_endpoint (%v)", name, err)
-		}
-		if err := setSocket(lbs[0], "127.0.0.1", port, "endpoint", "address", "socket_address"); err != nil {
-			return nil, fmt.Errorf("cluster %v: %w", name, err)
+		if err := loopbackCluster(c, port); err != nil {
+			return nil, fmt.Errorf("envoy.yaml: %w", err)
 		}
 	}
 	if len(want) != 0 {
@@ -123,6 +114,31 @@ func loopbackEnvoyConfig(src []byte, p ports, rawHeaders bool) ([]byte, error) {
 		tc.(map[string]any)["encode_raw_headers"] = true
 	}
 	return yaml.Marshal(root)
+}
+
+// loopbackCluster makes cluster c, which has one endpoint, type STATIC at 127.0.0.1:port.
+func loopbackCluster(c any, port int) error {
+	name, _ := dig(c, "name")
+	m, ok := c.(map[string]any)
+	if !ok {
+		return fmt.Errorf("cluster %v: not a mapping", name)
+	}
+	m["type"] = "STATIC"
+	eps, err := list(c, "load_assignment", "endpoints")
+	if err != nil {
+		return fmt.Errorf("cluster %v: %w", name, err)
+	}
+	if len(eps) != 1 {
+		return fmt.Errorf("cluster %v: want 1 locality, have %d", name, len(eps))
+	}
+	lbs, err := list(eps[0], "lb_endpoints")
+	if err != nil || len(lbs) != 1 {
+		return fmt.Errorf("cluster %v: want 1 lb_endpoint (%v)", name, err)
+	}
+	if err := setSocket(lbs[0], "127.0.0.1", port, "endpoint", "address", "socket_address"); err != nil {
+		return fmt.Errorf("cluster %v: %w", name, err)
+	}
+	return nil
 }
 
 // loopbackAuthzConfig rewrites jwt-authz.yaml for 127.0.0.1 and p.
@@ -262,6 +278,61 @@ func setSocket(v any, host string, port int, keys ...string) error {
 	}
 	m["address"] = host
 	m["port_value"] = port
+	return nil
+}
+
+// edited applies edit (nil: none) to the YAML document src, parsed, and returns the result.
+func edited(t *testing.T, src []byte, p ports, edit func(*testing.T, map[string]any, ports)) []byte {
+	t.Helper()
+	if edit == nil {
+		return src
+	}
+	var root map[string]any
+	if err := yaml.Unmarshal(src, &root); err != nil {
+		t.Fatal(err)
+	}
+	edit(t, root, p)
+	out, err := yaml.Marshal(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// clusterNamed returns the cluster called name of an Envoy config, for a test to change.
+func clusterNamed(t *testing.T, root map[string]any, name string) map[string]any {
+	t.Helper()
+	clusters, err := list(root, "static_resources", "clusters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clusters {
+		if m, ok := c.(map[string]any); ok && m["name"] == name {
+			return m
+		}
+	}
+	t.Fatalf("envoy config: no cluster %q", name)
+	return nil
+}
+
+// jwksSource returns the jwks_uri key entry of jwt-authz.yaml's one provider, for a test to
+// change its refresh settings.
+func jwksSource(t *testing.T, root map[string]any) map[string]any {
+	t.Helper()
+	providers, err := list(root, "providers")
+	if err != nil || len(providers) != 1 {
+		t.Fatalf("jwt-authz.yaml: want 1 provider (%v)", err)
+	}
+	srcs, err := list(providers[0], "keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range srcs {
+		if m, ok := k.(map[string]any); ok && m["jwks_uri"] != nil {
+			return m
+		}
+	}
+	t.Fatal("jwt-authz.yaml: no jwks_uri key source")
 	return nil
 }
 

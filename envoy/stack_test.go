@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,15 +61,25 @@ func start(t *testing.T, name, bin string, args ...string) *process {
 func (p *process) stop() {
 	select {
 	case <-p.done:
-		return
 	default:
+		p.sigterm()
+		_ = p.exited(5 * time.Second)
 	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// sigterm asks the process to exit.
+func (p *process) sigterm() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
+
+// exited waits up to within for the process to exit, kills it after that, and returns its
+// exit status: nil for exit 0.
+func (p *process) exited(within time.Duration) error {
 	select {
 	case <-p.done:
-	case <-time.After(5 * time.Second):
+		return p.err
+	case <-time.After(within):
 		_ = p.cmd.Process.Kill()
 		<-p.done
+		return fmt.Errorf("%s was still running %s after SIGTERM: killed", p.name, within)
 	}
 }
 
@@ -118,6 +129,61 @@ func httpOK(url, want string) func() error {
 	}
 }
 
+// metric scrapes the /metrics page at URL page and returns the sum of the samples of name whose labels
+// include every one of labels (written as on the page: `result="ok"`); 0 when none has.
+func metric(t *testing.T, page, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(page)
+	if err != nil {
+		t.Fatalf("GET %s: %v", page, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s %v", page, resp.Status, err)
+	}
+	sum := 0.0
+	for _, l := range strings.Split(string(body), "\n") {
+		series, value, ok := strings.Cut(l, " ")
+		if !ok || (series != name && !strings.HasPrefix(series, name+"{")) || !containsAll(series, labels) {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			t.Fatalf("GET %s: %q: %v", page, l, err)
+		}
+		sum += v
+	}
+	return sum
+}
+
+// envoyStats returns the lines of Envoy's /stats whose names match the regular expression
+// filter.
+func envoyStats(t *testing.T, s *stack, filter string) string {
+	t.Helper()
+	resp, err := http.Get(s.admin + "/stats?filter=" + url.QueryEscape(filter))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/stats: %s %v", s.admin, resp.Status, err)
+	}
+	return strings.TrimSpace(string(b))
+}
+
+// envoyCounter returns the value of one Envoy counter; 0 when Envoy has none by that name.
+func envoyCounter(t *testing.T, s *stack, name string) int {
+	t.Helper()
+	v, _ := strings.CutPrefix(envoyStats(t, s, "^"+regexp.QuoteMeta(name)+"$"), name+": ")
+	n, err := strconv.Atoi(v)
+	if err != nil && v != "" {
+		t.Fatalf("Envoy counter %s: %q", name, v)
+	}
+	return n
+}
+
 type syncBuffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
@@ -160,57 +226,44 @@ func clip(b []byte) string {
 // from envoy.yaml and jwt-authz.yaml rewritten for loopback (rewrite_test.go).
 type stack struct {
 	ports
-	rawHeaders bool   // Envoy runs with encode_raw_headers
-	base       string // Envoy's listener, http://127.0.0.1:port
-	admin      string // Envoy's admin API
+	opts      stackOptions
+	dir       string // config files, keys and certificates of this stack
+	authzFile string // jwt-authz's config, as rewritten and edited
+	base      string // Envoy's listener, http://127.0.0.1:port
+	admin     string // Envoy's admin API
 
 	issuer   string            // iss of the issuer's tokens (from jwt-authz.yaml)
 	audience string            // the audience jwt-authz accepts
-	key      *ecdsa.PrivateKey // the issuer's signing key (given with -key-file)
+	key      *ecdsa.PrivateKey // the issuer's first signing key (given with -key-file)
 
 	envoy, authz, issuerProc, upstream *process
 }
 
-// startStack starts the demo and returns when Envoy is ready and reports the authz cluster
-// healthy. rawHeaders selects the encode_raw_headers variant of envoy.yaml.
-func startStack(t *testing.T, rawHeaders bool) *stack {
-	t.Helper()
-	envoyBin := envoyBinary(t)
-	bins := map[string]string{}
-	for _, c := range commands {
-		bins[c] = binary(t, c)
-	}
-	dir := t.TempDir()
-	s := &stack{ports: freePorts(t), rawHeaders: rawHeaders}
-	s.base = "http://127.0.0.1:" + strconv.Itoa(s.Listener)
-	s.admin = "http://127.0.0.1:" + strconv.Itoa(s.Admin)
+// stackOptions vary the demo for one test; the zero value runs it as shipped.
+type stackOptions struct {
+	rawHeaders  bool     // encode_raw_headers on the ext_authz filter (docs §1)
+	issuerAdmin bool     // demo-issuer serves POST /rotate on IssuerAdmin (see rotate)
+	issuerArgs  []string // more demo-issuer flags, such as -ttl
+	// editAuthz and editEnvoy change jwt-authz.yaml and envoy.yaml, parsed and rewritten for
+	// loopback, before they are written: a test states its own settings next to its checks.
+	editAuthz, editEnvoy func(t *testing.T, root map[string]any, p ports)
+}
 
-	authzSrc, err := os.ReadFile("jwt-authz.yaml")
-	if err != nil {
-		t.Fatal(err)
+// startStack starts the demo and returns when Envoy is ready and reports the authz cluster
+// healthy.
+func startStack(t *testing.T, opts stackOptions) *stack {
+	t.Helper()
+	envoyBinary(t) // skip before building anything when there is no Envoy
+	for _, c := range commands {
+		binary(t, c)
 	}
-	authzCfg, err := loopbackAuthzConfig(authzSrc, s.ports)
-	if err != nil {
-		t.Fatal(err)
-	}
-	authzFile := filepath.Join(dir, "jwt-authz.yaml")
-	writeFile(t, authzFile, authzCfg)
-	c, err := config.Load(authzFile)
+	s := &stack{ports: freePorts(t), opts: opts, dir: t.TempDir()}
+	s.authzFile = s.authzConfig(t, "jwt-authz.yaml", s.Authz, s.AuthzHTTP)
+	c, err := config.Load(s.authzFile)
 	if err != nil {
 		t.Fatalf("the rewritten jwt-authz.yaml does not load: %v", err)
 	}
 	s.issuer, s.audience = c.Providers[0].Issuer, c.Providers[0].Audiences[0]
-
-	envoySrc, err := os.ReadFile("envoy.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	envoyCfg, err := loopbackEnvoyConfig(envoySrc, s.ports, rawHeaders)
-	if err != nil {
-		t.Fatal(err)
-	}
-	envoyFile := filepath.Join(dir, "envoy.yaml")
-	writeFile(t, envoyFile, envoyCfg)
 
 	// The issuer signs with a key the test also holds, so the test can mint tokens the
 	// issuer never would (expired, another audience) that are otherwise genuine.
@@ -222,29 +275,99 @@ func startStack(t *testing.T, rawHeaders bool) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	keyFile := filepath.Join(dir, "issuer-key.pem")
+	keyFile := filepath.Join(s.dir, "issuer-key.pem")
 	writeFile(t, keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}))
 
-	local := func(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
-	s.issuerProc = start(t, "demo-issuer", bins["demo-issuer"],
-		"-addr", local(s.Issuer), "-issuer", s.issuer, "-audience", s.audience,
+	args := []string{"-addr", local(s.Issuer), "-issuer", s.issuer, "-audience", s.audience,
 		"-users", filepath.Join(repoRoot, "cmd", "demo-issuer", "users.yaml"),
-		"-alg", "ES256", "-key-file", keyFile)
-	s.upstream = start(t, "demo-upstream", bins["demo-upstream"], "-addr", local(s.Upstream))
+		"-alg", "ES256", "-key-file", keyFile}
+	if opts.issuerAdmin {
+		args = append(args, "-admin-addr", local(s.IssuerAdmin))
+	}
+	s.issuerProc = start(t, "demo-issuer", binary(t, "demo-issuer"), append(args, opts.issuerArgs...)...)
+	s.upstream = start(t, "demo-upstream", binary(t, "demo-upstream"), "-addr", local(s.Upstream))
 	s.issuerProc.waitFor(t, "GET /healthz", httpOK("http://"+local(s.Issuer)+"/healthz", ""))
 	s.upstream.waitFor(t, "GET /healthz", httpOK("http://"+local(s.Upstream)+"/healthz", ""))
 
-	s.authz = start(t, "jwt-authz", bins["jwt-authz"], "-config", authzFile)
-	s.authz.waitFor(t, "GET /readyz", httpOK("http://"+local(s.AuthzHTTP)+"/readyz", ""))
+	s.authz = s.startAuthz(t, "jwt-authz", s.authzFile, s.AuthzHTTP)
+	s = s.frontedBy(t, "envoy", s.Listener, s.Admin, s.envoyConfig(t, s.Listener, s.Admin, opts.editEnvoy))
+	s.waitHealthy(t, "authz", s.Authz)
+	return s
+}
 
-	s.envoy = start(t, "envoy", envoyBin, "-c", envoyFile, "--disable-hot-restart",
+// local is 127.0.0.1:port.
+func local(port int) string { return "127.0.0.1:" + strconv.Itoa(port) }
+
+// authzConfig writes jwt-authz.yaml rewritten for loopback, listening on grpcPort and
+// httpPort (the stack's ports, or a second replica's) and changed by opts.editAuthz, to
+// name in the stack's folder, and returns its path.
+func (s *stack) authzConfig(t *testing.T, name string, grpcPort, httpPort int) string {
+	t.Helper()
+	src, err := os.ReadFile("jwt-authz.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.ports
+	p.Authz, p.AuthzHTTP = grpcPort, httpPort
+	out, err := loopbackAuthzConfig(src, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(s.dir, name)
+	writeFile(t, path, edited(t, out, p, s.opts.editAuthz))
+	return path
+}
+
+// startAuthz runs jwt-authz with cfgFile and returns once its /readyz on httpPort answers
+// 200: it has its keys.
+func (s *stack) startAuthz(t *testing.T, name, cfgFile string, httpPort int) *process {
+	t.Helper()
+	p := start(t, name, binary(t, "jwt-authz"), "-config", cfgFile)
+	p.waitFor(t, "GET /readyz", httpOK("http://"+local(httpPort)+"/readyz", ""))
+	return p
+}
+
+// envoyConfig returns envoy.yaml rewritten for the stack, with Envoy's listener and admin
+// API on listener and admin, then changed by edit (nil: none).
+func (s *stack) envoyConfig(t *testing.T, listener, admin int, edit func(*testing.T, map[string]any, ports)) []byte {
+	t.Helper()
+	src, err := os.ReadFile("envoy.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := s.ports
+	p.Listener, p.Admin = listener, admin
+	out, err := loopbackEnvoyConfig(src, p, s.opts.rawHeaders)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return edited(t, out, p, edit)
+}
+
+// frontedBy starts an Envoy from cfg, whose listener and admin API are on listener and
+// admin, and returns the stack as seen through it once it is live. The stack's own Envoy
+// is one; a test may put more in front of the same processes, configured otherwise.
+func (s *stack) frontedBy(t *testing.T, name string, listener, admin int, cfg []byte) *stack {
+	t.Helper()
+	f := *s
+	f.Listener, f.Admin = listener, admin
+	f.base, f.admin = "http://"+local(listener), "http://"+local(admin)
+	file := filepath.Join(s.dir, name+".yaml")
+	writeFile(t, file, cfg)
+	f.envoy = start(t, name, envoyBinary(t), "-c", file, "--disable-hot-restart",
 		"--concurrency", "1", "--log-level", "warning",
 		// Access log lines are read by the tests: flush them every 200ms, not every 10s.
 		"--file-flush-interval-msec", "200")
-	s.envoy.waitFor(t, "admin /ready", httpOK(s.admin+"/ready", "LIVE"))
-	s.envoy.waitFor(t, "authz cluster healthy",
-		httpOK(s.admin+"/clusters", "authz::"+local(s.Authz)+"::health_flags::healthy"))
-	return s
+	f.envoy.waitFor(t, "admin /ready", httpOK(f.admin+"/ready", "LIVE"))
+	return &f
+}
+
+// waitHealthy returns once Envoy's active health checks report cluster's endpoint
+// 127.0.0.1:port healthy.
+func (s *stack) waitHealthy(t *testing.T, cluster string, port int) {
+	t.Helper()
+	s.envoy.waitFor(t, cluster+" endpoint "+local(port)+" healthy",
+		httpOK(s.admin+"/clusters", cluster+"::"+local(port)+"::health_flags::healthy"))
 }
 
 func writeFile(t *testing.T, name string, data []byte) {

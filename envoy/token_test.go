@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 )
@@ -61,27 +62,47 @@ func (s *stack) claims() map[string]any {
 // from the JWKS as served through Envoy, found by comparing the public key itself.
 func (s *stack) kid(t *testing.T) string {
 	t.Helper()
-	r := s.do(t, "GET", "/.well-known/jwks.json", nil, "")
-	if r.status != 200 {
-		t.Fatalf("GET /.well-known/jwks.json = %d, want 200\n%s", r.status, clip(r.body))
-	}
-	var set struct {
-		Keys []struct{ Kid, Kty, Crv, X, Y string }
-	}
-	if err := json.Unmarshal(r.body, &set); err != nil {
-		t.Fatalf("GET /.well-known/jwks.json: %v\n%s", err, clip(r.body))
-	}
 	pub, err := s.key.PublicKey.Bytes() // 0x04 || X || Y
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, k := range set.Keys {
+	set := s.jwks(t)
+	for _, k := range set {
 		x, _ := base64.RawURLEncoding.DecodeString(k.X)
 		y, _ := base64.RawURLEncoding.DecodeString(k.Y)
 		if k.Kty == "EC" && k.Crv == "P-256" && bytes.Equal(x, pub[1:33]) && bytes.Equal(y, pub[33:]) {
 			return k.Kid
 		}
 	}
-	t.Fatalf("the issuer's JWKS does not hold the key given with -key-file (%d keys)", len(set.Keys))
+	t.Fatalf("the issuer's JWKS does not hold the key given with -key-file (%d keys)", len(set))
 	return ""
+}
+
+// publishedKey is one key of the issuer's JWKS: the members the tests look at.
+type publishedKey struct{ Kid, Kty, Crv, X, Y string }
+
+// jwks returns the keys the issuer publishes now, as served through Envoy.
+func (s *stack) jwks(t *testing.T) []publishedKey {
+	t.Helper()
+	r := s.do(t, "GET", "/.well-known/jwks.json", nil, "")
+	if r.status != 200 {
+		t.Fatalf("GET /.well-known/jwks.json = %d, want 200\n%s", r.status, clip(r.body))
+	}
+	var set struct{ Keys []publishedKey }
+	if err := json.Unmarshal(r.body, &set); err != nil {
+		t.Fatalf("GET /.well-known/jwks.json: %v\n%s", err, clip(r.body))
+	}
+	return set.Keys
+}
+
+// kidOf returns the kid of a compact JWS's header; "" when it has none or is not a JWS.
+func kidOf(token string) string {
+	head, _, _ := strings.Cut(token, ".")
+	b, err := base64.RawURLEncoding.DecodeString(head)
+	if err != nil {
+		return ""
+	}
+	var h struct{ Kid string }
+	_ = json.Unmarshal(b, &h)
+	return h.Kid
 }
