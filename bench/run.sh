@@ -36,7 +36,7 @@ if [[ $QUICK == 1 ]]; then
 	POOL_TOKENS=${POOL_TOKENS:-2000}
 else
 	ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5s} WARMUP=${WARMUP:-1s}
-	BENCHTIME=${BENCHTIME:-1s} BENCH_COUNT=${BENCH_COUNT:-3} PROFILE_SECONDS=${PROFILE_SECONDS:-8}
+	BENCHTIME=${BENCHTIME:-0.5s} BENCH_COUNT=${BENCH_COUNT:-3} PROFILE_SECONDS=${PROFILE_SECONDS:-8}
 	POOL_TOKENS=${POOL_TOKENS:-2000}
 fi
 RATE_GRPC=${RATE_GRPC:-3000}       # open-loop rate of the gRPC runs (requests/s)
@@ -208,31 +208,36 @@ start_authz() {
 	wait_for "jwt-authz to be ready" 20 curl -fsS "http://$AUTHZ_HTTP/readyz" || { cat "$logf" >&2; return 1; }
 }
 
-# start_floor MODE: a floor server on the server core; sets FLOOR_PID, FLOOR_ADDR.
+# start_floor MODE [FLAGS]: a floor server on the server core; sets FLOOR_PID, FLOOR_ADDR,
+# FLOOR_PPROF (with -pprof).
 start_floor() {
-	local logf="$W/floor-$1.log"
-	bg "$logf" env GOMAXPROCS=1 taskset -c $SERVER_CORE "$BIN/floor" -mode "$1" -pubkey "$W/rsa.pub.pem"
+	local mode=$1 logf="$W/floor-$1-$RANDOM.log"
+	shift
+	bg "$logf" env GOMAXPROCS=1 taskset -c $SERVER_CORE "$BIN/floor" -mode "$mode" -pubkey "$W/rsa.pub.pem" "$@"
 	FLOOR_PID=$BG_PID
-	wait_for "floor $1" 20 grep -q '^listening ' "$logf" || { cat "$logf" >&2; return 1; }
+	wait_for "floor $mode" 20 grep -q '^listening ' "$logf" || { cat "$logf" >&2; return 1; }
 	FLOOR_ADDR=$(awk '/^listening / {print $2; exit}' "$logf")
+	FLOOR_PPROF=$(awk '/^pprof listening on / {print $4; exit}' "$logf")
 }
 
-# grpc_load NAME ROUND ADDR [authz-load flags...]: one gRPC load run from the load core.
-# A run with errors is recorded with them and reported; it does not stop the benchmark.
+# grpc_load NAME ROUND ADDR PIDS [authz-load flags...]: one gRPC load run from the load core,
+# recording the CPU the serving processes PIDS (comma-separated) use. A run with errors is
+# recorded with them and reported; it does not stop the benchmark.
 grpc_load() {
-	local name=$1 round=$2 addr=$3
-	shift 3
+	local name=$1 round=$2 addr=$3 pids=$4
+	shift 4
 	logged env GOMAXPROCS=1 taskset -c $LOAD_CORE "$BIN/authz-load" -addr "$addr" -tokens "$W/rs256.tokens" \
-		-workers $GRPC_WORKERS -conns $GRPC_CONNS -warmup "$WARMUP" -duration "$DURATION" \
+		-workers $GRPC_WORKERS -conns $GRPC_CONNS -warmup "$WARMUP" -duration "$DURATION" -server-pids "$pids" \
 		-section grpc -name "$name" -round "$round" -out "$RESULTS" "$@" ||
 		log "WARNING: $name round $round had errors (recorded)"
 }
 
+# http_load NAME ROUND ADDR PIDS [http-load flags...]: the same for HTTP through Envoy.
 http_load() {
-	local name=$1 round=$2 addr=$3
-	shift 3
+	local name=$1 round=$2 addr=$3 pids=$4
+	shift 4
 	logged env GOMAXPROCS=1 taskset -c $LOAD_CORE "$BIN/http-load" -addr "$addr" -tokens "$W/rs256.tokens" \
-		-conns $HTTP_CONNS -warmup "$WARMUP" -duration "$DURATION" \
+		-conns $HTTP_CONNS -warmup "$WARMUP" -duration "$DURATION" -server-pids "$pids" \
 		-section envoy -name "$name" -round "$round" -out "$RESULTS" "$@" ||
 		log "WARNING: $name round $round had errors (recorded)"
 }
@@ -269,11 +274,11 @@ phase_grpc() {
 	for round in $(seq 1 "$ROUNDS"); do
 		for rate in 0 "$RATE_GRPC"; do
 			log "  round $round/$ROUNDS, $([[ $rate == 0 ]] && echo saturation || echo "$rate rps")"
-			grpc_load floor-noop "$round" "$noop" -rate "$rate"
-			grpc_load authz-cached "$round" "$cached" -rate "$rate"
-			grpc_load floor-rs256 "$round" "$rs" -rate "$rate"
-			grpc_load authz-nocache "$round" "$nocache" -rate "$rate"
-			grpc_load authz-distinct "$round" "$cached" -distinct -rate "$rate"
+			grpc_load floor-noop "$round" "$noop" "$noop_pid" -rate "$rate"
+			grpc_load authz-cached "$round" "$cached" "$cached_pid" -rate "$rate"
+			grpc_load floor-rs256 "$round" "$rs" "$rs_pid" -rate "$rate"
+			grpc_load authz-nocache "$round" "$nocache" "$nocache_pid" -rate "$rate"
+			grpc_load authz-distinct "$round" "$cached" "$cached_pid" -distinct -rate "$rate"
 		done
 	done
 	stop "$noop_pid"
@@ -452,14 +457,14 @@ phase_envoy() {
 	for round in $(seq 1 "$ROUNDS"); do
 		for rate in 0 "$RATE_HTTP"; do
 			log "  round $round/$ROUNDS, $([[ $rate == 0 ]] && echo saturation || echo "$rate rps")"
-			http_load none "$round" "$none" -rate "$rate"
-			http_load jwt_authn "$round" "$jwtn" -rate "$rate"
-			http_load ext_authz "$round" "$extz" -rate "$rate"
-			http_load ext_authz-floor "$round" "$extf" -rate "$rate"
-			http_load jwt_authn-distinct "$round" "$jwtn" -distinct -rate "$rate"
-			http_load ext_authz-distinct "$round" "$extz" -distinct -rate "$rate"
+			http_load none "$round" "$none" "$envoy_pid" -rate "$rate"
+			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
+			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"
+			http_load ext_authz-floor "$round" "$extf" "$envoy_pid,$floor_pid" -rate "$rate"
+			http_load jwt_authn-distinct "$round" "$jwtn" "$envoy_pid" -distinct -rate "$rate"
+			http_load ext_authz-distinct "$round" "$extz" "$envoy_pid,$authz_pid" -distinct -rate "$rate"
 			if [[ $rate != 0 ]]; then
-				http_load ext_authz-split "$round" "$exts" -rate "$rate"
+				http_load ext_authz-split "$round" "$exts" "$envoy_pid,$split_pid" -rate "$rate"
 			fi
 		done
 	done
@@ -486,27 +491,37 @@ phase_memory() {
 }
 
 # ---------------------------------------------------------------------------------------------
-# cpu_profile NAME CONFIG [authz-load flags]: a CPU profile of the pprof build of jwt-authz
+# cpu_profile NAME BINARY GRPC_ADDR PPROF_ADDR [authz-load flags]: a CPU profile of a server
 # under saturating gRPC load, and its top tables.
 cpu_profile() {
-	local name=$1 cfg=$2 load
-	shift 2
-	start_authz "$cfg" "$BIN/jwt-authz-pprof"
-	[[ -n $AUTHZ_PPROF ]] || { log "no pprof listener"; return 1; }
-	env GOMAXPROCS=1 taskset -c $LOAD_CORE "$BIN/authz-load" -addr "$AUTHZ_GRPC" -tokens "$W/rs256.tokens" \
+	local name=$1 bin=$2 addr=$3 pprof=$4 load
+	shift 4
+	[[ -n $pprof ]] || { log "$name: no pprof listener"; return 1; }
+	env GOMAXPROCS=1 taskset -c $LOAD_CORE "$BIN/authz-load" -addr "$addr" -tokens "$W/rs256.tokens" \
 		-workers $GRPC_WORKERS -conns $GRPC_CONNS -warmup 1s -duration "$((PROFILE_SECONDS + 2))s" \
 		-section profile -name "$name" -out "$W/profile-load.jsonl" "$@" &
 	load=$!
 	sleep 1.5
-	logged curl -fsS -o "$W/profile-$name.pprof" "http://$AUTHZ_PPROF/debug/pprof/profile?seconds=$PROFILE_SECONDS"
+	logged curl -fsS -o "$W/profile-$name.pprof" "http://$pprof/debug/pprof/profile?seconds=$PROFILE_SECONDS"
 	wait "$load" || true
-	go tool pprof -top -nodecount=15 "$BIN/jwt-authz-pprof" "$W/profile-$name.pprof" >"$W/profile-$name-flat.txt" 2>/dev/null
-	go tool pprof -top -cum -nodecount=15 "$BIN/jwt-authz-pprof" "$W/profile-$name.pprof" >"$W/profile-$name-cum.txt" 2>/dev/null
-	# Only the samples inside Server.Check (gRPC's own frames dominate the plain lists).
-	go tool pprof -top -cum -nodecount=15 -focus='extauthz\.\(\*Server\)\.Check' "$BIN/jwt-authz-pprof" \
-		"$W/profile-$name.pprof" >"$W/profile-$name-own.txt" 2>/dev/null
-	echo "go tool pprof -top [-cum] [-focus='extauthz\.\(\*Server\)\.Check'] -nodecount=15 \$W/bin/jwt-authz-pprof \$W/profile-$name.pprof" >>"$W/commands.txt"
+	go tool pprof -top -nodecount=15 "$bin" "$W/profile-$name.pprof" >"$W/profile-$name-flat.txt" 2>/dev/null
+	go tool pprof -top -cum -nodecount=15 "$bin" "$W/profile-$name.pprof" >"$W/profile-$name-cum.txt" 2>/dev/null
+	# Only the samples inside jwt-authz's Server.Check (gRPC's frames dominate the plain lists).
+	go tool pprof -top -cum -nodecount=15 -focus='extauthz\.\(\*Server\)\.Check' "$bin" \
+		"$W/profile-$name.pprof" >"$W/profile-$name-own.txt" 2>/dev/null || true
+	echo "go tool pprof -top [-cum] [-focus='extauthz\.\(\*Server\)\.Check'] -nodecount=15 \$W/bin/${bin##*/} \$W/profile-$name.pprof" >>"$W/commands.txt"
+}
+
+authz_profile() { # NAME CONFIG
+	start_authz "$2" "$BIN/jwt-authz-pprof"
+	cpu_profile "$1" "$BIN/jwt-authz-pprof" "$AUTHZ_GRPC" "$AUTHZ_PPROF"
 	stop "$AUTHZ_PID"
+}
+
+floor_profile() { # MODE
+	start_floor "$1" -pprof
+	cpu_profile "floor-$1" "$BIN/floor" "$FLOOR_ADDR" "$FLOOR_PPROF"
+	stop "$FLOOR_PID"
 }
 
 # heap_profile: what the token cache keeps, after HEAP_TOKENS distinct tokens.
@@ -525,9 +540,10 @@ heap_profile() {
 }
 
 phase_profile() {
-	log "5/5 profiles: CPU (cached, uncached) and heap ($HEAP_TOKENS tokens cached)"
-	cpu_profile cached "$W/authz-cache.yaml" || log "WARNING: cached profile failed"
-	cpu_profile uncached "$W/authz-nocache.yaml" || log "WARNING: uncached profile failed"
+	log "5/5 profiles: CPU (jwt-authz cached and uncached, the no-op floor) and heap ($HEAP_TOKENS tokens cached)"
+	authz_profile cached "$W/authz-cache.yaml" || log "WARNING: cached profile failed"
+	floor_profile noop || log "WARNING: floor profile failed"
+	authz_profile uncached "$W/authz-nocache.yaml" || log "WARNING: uncached profile failed"
 	heap_profile || log "WARNING: heap profile failed"
 }
 

@@ -35,6 +35,9 @@ type Options struct {
 	// MaxRequests, when > 0, ends the measured window after this many requests have been
 	// sent, even before Duration.
 	MaxRequests uint64
+	// ServerPIDs, when set, are the processes serving the requests: the Result then says
+	// how much CPU they used during the window (Linux /proc).
+	ServerPIDs []int
 }
 
 // Result is what a run measured. Latencies of a closed loop run from send to answer. Those of
@@ -56,6 +59,8 @@ type Result struct {
 	Seconds float64 `json:"seconds"`
 	RPS     float64 `json:"rps"`
 	Latency Summary `json:"latency"`
+	// Server is what the ServerPIDs used during the window.
+	Server *Usage `json:"server,omitempty"`
 }
 
 // drainGrace is how long an open-loop run waits for queued requests after its window.
@@ -67,10 +72,44 @@ func Run(ctx context.Context, opts Options, call Call) (Result, error) {
 	if opts.Workers <= 0 || opts.Duration <= 0 {
 		return Result{}, errors.New("load: workers and duration must be positive")
 	}
-	if opts.Rate > 0 {
-		return runOpen(ctx, opts, call), nil
+	var w window
+	if len(opts.ServerPIDs) > 0 {
+		if _, err := readProcTimes(opts.ServerPIDs); err != nil {
+			return Result{}, fmt.Errorf("load: server processes: %w", err)
+		}
+		w.pids = opts.ServerPIDs
 	}
-	return runClosed(ctx, opts, call), nil
+	var res Result
+	if opts.Rate > 0 {
+		res = runOpen(ctx, opts, call, &w)
+	} else {
+		res = runClosed(ctx, opts, call, &w)
+	}
+	if w.pids != nil {
+		res.Server = usage(w.before, w.after, w.end.Sub(w.start), res.Requests)
+	}
+	return res, nil
+}
+
+// window takes the server readings at the edges of the measured window.
+type window struct {
+	pids          []int
+	start, end    time.Time
+	before, after procTimes
+}
+
+func (w *window) open() {
+	w.start = time.Now()
+	if w.pids != nil {
+		w.before, _ = readProcTimes(w.pids)
+	}
+}
+
+func (w *window) close() {
+	w.end = time.Now()
+	if w.pids != nil {
+		w.after, _ = readProcTimes(w.pids)
+	}
 }
 
 // recorder collects one worker's latencies and errors; workers never share one.
@@ -78,9 +117,11 @@ type recorder struct {
 	lat      []time.Duration
 	errors   int
 	firstErr error
+	last     time.Time // when the last recorded request ended
 }
 
 func (r *recorder) record(d time.Duration, err error) {
+	r.last = time.Now()
 	if err != nil {
 		r.errors++
 		if r.firstErr == nil {
@@ -109,7 +150,7 @@ func merge(mode string, opts Options, recs []recorder, elapsed time.Duration) Re
 	return res
 }
 
-func runClosed(ctx context.Context, opts Options, call Call) Result {
+func runClosed(ctx context.Context, opts Options, call Call, w *window) Result {
 	var (
 		seq       atomic.Uint64 // next request number
 		sent      atomic.Uint64 // requests sent inside the window
@@ -118,11 +159,11 @@ func runClosed(ctx context.Context, opts Options, call Call) Result {
 	)
 	recs := make([]recorder, opts.Workers)
 	var wg sync.WaitGroup
-	for w := range opts.Workers {
+	for wk := range opts.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rec := &recs[w]
+			rec := &recs[wk]
 			for !stop.Load() && ctx.Err() == nil {
 				n := seq.Add(1) - 1
 				inWindow := measuring.Load()
@@ -130,7 +171,7 @@ func runClosed(ctx context.Context, opts Options, call Call) Result {
 					return
 				}
 				start := time.Now()
-				err := call(ctx, w, n)
+				err := call(ctx, wk, n)
 				// The window counts what completes inside it, wherever it started (the rate
 				// of answers in a steady state); with a count, exactly the requests it sent.
 				if measuring.Load() && !stop.Load() && (opts.MaxRequests == 0 || inWindow) {
@@ -140,6 +181,7 @@ func runClosed(ctx context.Context, opts Options, call Call) Result {
 		}()
 	}
 	sleepCtx(ctx, opts.Warmup)
+	w.open()
 	measuring.Store(true)
 	start := time.Now()
 	done := make(chan struct{})
@@ -151,6 +193,7 @@ func runClosed(ctx context.Context, opts Options, call Call) Result {
 	}
 	elapsed := time.Since(start)
 	stop.Store(true)
+	w.close()
 	<-done
 	return merge("closed", opts, recs, elapsed)
 }
@@ -161,7 +204,7 @@ type job struct {
 	measured bool
 }
 
-func runOpen(ctx context.Context, opts Options, call Call) Result {
+func runOpen(ctx context.Context, opts Options, call Call, w *window) Result {
 	interval := time.Duration(float64(time.Second) / opts.Rate)
 	total := opts.Warmup + opts.Duration
 	queued := int(opts.Rate*total.Seconds()) + 1
@@ -174,11 +217,11 @@ func runOpen(ctx context.Context, opts Options, call Call) Result {
 	)
 	deadline.Store(time.Now().Add(total + drainGrace).UnixNano())
 	var wg sync.WaitGroup
-	for w := range opts.Workers {
+	for wk := range opts.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rec := &recs[w]
+			rec := &recs[wk]
 			for j := range jobs {
 				if ctx.Err() != nil || time.Now().UnixNano() > deadline.Load() {
 					if j.measured {
@@ -186,7 +229,7 @@ func runOpen(ctx context.Context, opts Options, call Call) Result {
 					}
 					continue
 				}
-				err := call(ctx, w, seq.Add(1)-1)
+				err := call(ctx, wk, seq.Add(1)-1)
 				if j.measured {
 					rec.record(time.Since(j.released), err)
 				}
@@ -209,6 +252,9 @@ func runOpen(ctx context.Context, opts Options, call Call) Result {
 			time.Sleep(d)
 		}
 		measured := !due.Before(measureAt)
+		if measured && sent == 0 {
+			w.open()
+		}
 		if measured {
 			if opts.MaxRequests > 0 && sent >= opts.MaxRequests {
 				break
@@ -219,11 +265,20 @@ func runOpen(ctx context.Context, opts Options, call Call) Result {
 	}
 	close(jobs)
 	wg.Wait()
-	elapsed := opts.Duration
+	w.close() // after the last answer, which the rate below also counts
+	// The rate achieved: answers over the time from the window's start to the later of its
+	// end and the last answer, so a server that fell behind and answered during the grace
+	// period is not credited with the target rate.
+	windowEnd := end
 	if opts.MaxRequests > 0 && sent < uint64(opts.Rate*opts.Duration.Seconds()) {
-		elapsed = time.Duration(float64(sent) / opts.Rate * float64(time.Second))
+		windowEnd = measureAt.Add(time.Duration(float64(sent) / opts.Rate * float64(time.Second)))
 	}
-	res := merge("open", opts, recs, elapsed)
+	for i := range recs {
+		if recs[i].last.After(windowEnd) {
+			windowEnd = recs[i].last
+		}
+	}
+	res := merge("open", opts, recs, windowEnd.Sub(measureAt))
 	res.Late = int(late.Load())
 	if res.Late > 0 && res.FirstError == "" {
 		res.FirstError = fmt.Sprintf("%d requests still queued %v after the window", res.Late, drainGrace)

@@ -2,6 +2,7 @@ package load
 
 import (
 	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -72,5 +73,28 @@ func TestSummarize(t *testing.T) {
 	}
 	if diff := cmp.Diff(Summary{}, Summarize(nil)); diff != "" {
 		t.Errorf("Summarize(nil) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	before := procTimes{cpu: 1 * time.Second, wait: 100 * time.Millisecond}
+	after := procTimes{cpu: 1500 * time.Millisecond, wait: 350 * time.Millisecond}
+	got := usage(before, after, time.Second, 10000)
+	want := &Usage{CPUPerRequestUS: 50, CPUShare: 0.5, WaitShare: 0.25}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("usage(1s cpu -> 1.5s, 10000 requests in 1s) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestReadProcTimesSelf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	pt, err := readProcTimes([]int{os.Getpid()})
+	if err != nil {
+		t.Fatalf("readProcTimes(self): %v", err)
+	}
+	if pt.cpu < 0 || pt.wait < 0 {
+		t.Errorf("readProcTimes(self) = %+v, want non-negative times", pt)
 	}
 }

@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "-", "append the JSON record to this file (- = stdout)")
 	pid := fs.Int("pid", 0, "server process whose VmRSS/VmHWM to record after the run")
 	metricsURL := fs.String("metrics", "", "jwt-authz /metrics URL whose cache and heap gauges to record after the run")
+	serverPIDs := fs.String("server-pids", "", "comma-separated pids of the serving processes, to record their CPU use per request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -87,7 +88,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer closeAll()
 
-	opts := load.Options{Workers: *workers, Warmup: *warmup, Duration: *duration, Rate: *rate, MaxRequests: *count}
+	pids, err := load.ParsePIDs(*serverPIDs)
+	if err != nil {
+		return err
+	}
+	opts := load.Options{Workers: *workers, Warmup: *warmup, Duration: *duration, Rate: *rate, MaxRequests: *count, ServerPIDs: pids}
 	watchdog := time.AfterFunc(*warmup+*duration+watchdogSlack, func() {
 		fmt.Fprintln(stderr, "authz-load: run did not end; the server stopped answering")
 		os.Exit(2)

@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // only served with -pprof
 	"os"
 	"os/signal"
 	"strings"
@@ -54,6 +56,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
 	mode := fs.String("mode", "noop", "noop or rs256")
 	pubkey := fs.String("pubkey", "", "PEM RSA public key (rs256 mode)")
+	pprof := fs.Bool("pprof", false, `serve net/http/pprof on another 127.0.0.1 port, printed as "pprof listening on ADDR"`)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -73,6 +76,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	lis, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
+	}
+	if *pprof {
+		pl, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "pprof listening on %s\n", pl.Addr())
+		go http.Serve(pl, nil) // http.DefaultServeMux, where net/http/pprof registers
 	}
 	// The same server options as jwt-authz, so the transports compare like for like.
 	gs := grpc.NewServer(

@@ -65,6 +65,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	name := fs.String("name", "", "record label: what was measured")
 	round := fs.Int("round", 0, "record label: round")
 	out := fs.String("out", "-", "append the JSON record to this file (- = stdout)")
+	serverPIDs := fs.String("server-pids", "", "comma-separated pids of the serving processes, to record their CPU use per request")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -91,7 +92,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			c.close()
 		}
 	}()
-	opts := load.Options{Workers: *conns, Warmup: *warmup, Duration: *duration, Rate: *rate, MaxRequests: *count}
+	pids, err := load.ParsePIDs(*serverPIDs)
+	if err != nil {
+		return err
+	}
+	opts := load.Options{Workers: *conns, Warmup: *warmup, Duration: *duration, Rate: *rate, MaxRequests: *count, ServerPIDs: pids}
 	watchdog := time.AfterFunc(*warmup+*duration+watchdogSlack, func() {
 		fmt.Fprintln(stderr, "http-load: run did not end; the server stopped answering")
 		os.Exit(2)

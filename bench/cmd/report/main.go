@@ -80,8 +80,12 @@ func run(args []string, stderr io.Writer) error {
 	return nil
 }
 
+// readRecords reads a results file; a missing one (no load phase ran) holds no records.
 func readRecords(path string) ([]load.Record, error) {
 	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, err
 	}

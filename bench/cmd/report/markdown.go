@@ -85,16 +85,25 @@ func (r *report) summary(m *md) {
 	m.p("")
 	var rows [][]string
 	for _, t := range r.targets() {
-		verdict, value, measured := "not measured", "–", "–"
+		verdict, value, measured, cpu := "not measured", "–", "–", t.cpuValue
 		if t.known {
 			verdict, value, measured = "**miss**", t.value, t.measured
 			if t.pass {
 				verdict = "pass"
 			}
 		}
-		rows = append(rows, []string{t.what, t.want, value, measured, verdict})
+		if cpu == "" {
+			cpu = "–"
+		}
+		rows = append(rows, []string{t.what, t.want, value, measured, verdict, cpu})
 	}
-	m.table([]string{"target", "wanted", "measured", "from", "result"}, rows)
+	m.table([]string{"target", "wanted", "measured", "from", "result", "the same from CPU time per request"}, rows)
+	m.p("The verdicts use requests per second, as the targets are stated. The last column computes the same " +
+		"ratio from the CPU time the serving processes used per request (from `/proc`, during the same windows): " +
+		"it is what the ratio of throughputs would be if each server had its core to itself, so it moves much " +
+		"less when other work on the machine takes part of the core (the tables below show how much of its core " +
+		"each server got, and how long its threads waited for it).")
+	m.p("")
 	m.p("For scale, the issue measured on its machine: a no-op gRPC `Check` costs about 36 µs of CPU and an " +
 		"RS256 verification about 43 µs more (ceilings of ~26k cached and ~12.7k uncached checks per core); " +
 		"OPA-Envoy with a JWT policy ~3.2k and a plain go-jose server ~7.4k checks per core. Those peers are " +
@@ -163,14 +172,15 @@ func (r *report) loadTable(m *md, section string, names []string, mode string) {
 			row = append(row, strings.Join(rounds, " / "))
 		}
 		tokens := s.recs()[0].Tokens
-		row = append(row, count(float64(tokens)), micros(s.median(p50)), micros(s.median(p90)), micros(s.median(p99)), fmt.Sprint(errs+late))
+		row = append(row, count(float64(tokens)), micros(s.median(p50)), micros(s.median(p90)), micros(s.median(p99)),
+			micros1(s.median(cpuPerRequest)), percent(s.median(cpuShare)), percent(s.median(waitShare)), fmt.Sprint(errs+late))
 		rows = append(rows, row)
 	}
 	header := []string{"target", "rps (median)"}
 	if mode == "closed" {
 		header = append(header, "rps per round")
 	}
-	header = append(header, "distinct tokens", "p50", "p90", "p99", "errors")
+	header = append(header, "distinct tokens", "p50", "p90", "p99", "server CPU µs / request", "server CPU (1 core = 100%)", "waited for a CPU", "errors")
 	m.table(header, rows)
 }
 
@@ -183,7 +193,11 @@ func (r *report) ratioLine(m *md, section, a, b string) {
 	for _, x := range rounds {
 		rs = append(rs, fmt.Sprintf("%.2f", x))
 	}
-	m.p("- %s / %s: **%.2f ×** (rounds: %s)", labels[a], labels[b], med, strings.Join(rs, ", "))
+	line := fmt.Sprintf("- %s / %s: **%.2f ×** (rounds: %s)", labels[a], labels[b], med, strings.Join(rs, ", "))
+	if c, cr := perRound(r.get(section, a, "closed"), r.get(section, b, "closed"), cpuRatio); len(cr) > 0 && c == c {
+		line += fmt.Sprintf("; from CPU time per request: %.2f ×", c)
+	}
+	m.p("%s", line)
 }
 
 func (r *report) grpcSection(m *md) {
@@ -313,6 +327,8 @@ var profileFiles = []struct{ file, title string }{
 	{"profile-cached-cum.txt", "cached (one token): top 15 by cumulative time"},
 	{"profile-cached-flat.txt", "cached (one token): top 15 by flat time"},
 	{"profile-cached-own.txt", "cached (one token): inside Server.Check only, top 15 by cumulative time"},
+	{"profile-floor-noop-cum.txt", "for comparison, the no-op floor server: top 15 by cumulative time"},
+	{"profile-floor-noop-flat.txt", "for comparison, the no-op floor server: top 15 by flat time"},
 	{"profile-uncached-cum.txt", "uncached (RS256, cache off): top 15 by cumulative time"},
 	{"profile-uncached-flat.txt", "uncached (RS256, cache off): top 15 by flat time"},
 	{"profile-uncached-own.txt", "uncached (RS256, cache off): inside Server.Check only, top 15 by cumulative time"},
@@ -323,9 +339,10 @@ func (r *report) profileSection(m *md) {
 	m.p("## 5. Where the time goes")
 	m.p("")
 	m.p("CPU profiles of jwt-authz under the saturating gRPC load of section 2 (one token with the cache on; "+
-		"cache off), %s each, and a heap profile after %s distinct tokens (taken after a GC, so it shows what "+
-		"is live). They come from the same binary built with a pprof listener added at build time "+
-		"(`go build -overlay`, see `bench/profile/`): the code under test is unchanged. Read with "+
+		"cache off) and of the no-op floor under the same load, %s each, and a heap profile of jwt-authz after %s "+
+		"distinct tokens (taken after a GC, so it shows what is live). jwt-authz's come from the same binary built "+
+		"with a pprof listener added at build time (`go build -overlay`, see `bench/profile/`): the code under test "+
+		"is unchanged. Read with "+
 		"`go tool pprof -top -nodecount=15 [-cum | -sample_index=inuse_space]`. With `GOMAXPROCS=1` and a "+
 		"saturating load, \"Total samples\" below 100%% of the duration means the process was waiting or "+
 		"its core was taken by something else.", r.facts["profile_seconds"], r.facts["heap_tokens"])

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 
@@ -97,6 +98,32 @@ func rpsRatio(a, b load.Record) float64 {
 
 func p50Diff(a, b load.Record) float64 { return a.Latency.P50US - b.Latency.P50US }
 
+// cpuPerRequest is the serving processes' CPU µs per request; NaN when not recorded.
+func cpuPerRequest(r load.Record) float64 {
+	if r.Server == nil || r.Server.CPUPerRequestUS == 0 {
+		return math.NaN()
+	}
+	return r.Server.CPUPerRequestUS
+}
+
+// cpuRatio is a's throughput relative to b's had each had a core to itself: b's CPU per
+// request over a's.
+func cpuRatio(a, b load.Record) float64 { return cpuPerRequest(b) / cpuPerRequest(a) }
+
+func cpuShare(r load.Record) float64 {
+	if r.Server == nil {
+		return math.NaN()
+	}
+	return r.Server.CPUShare
+}
+
+func waitShare(r load.Record) float64 {
+	if r.Server == nil {
+		return math.NaN()
+	}
+	return r.Server.WaitShare
+}
+
 type report struct {
 	series     map[[3]string]*series // section, name, mode
 	benches    []goBench
@@ -125,9 +152,10 @@ func (r *report) get(section, name, mode string) *series {
 }
 
 // target is one line of the summary: what the issue asks, what was measured, the verdict.
+// cpuValue is the same ratio computed from the servers' CPU time per request, when known.
 type target struct {
-	what, want, measured, value string
-	pass, known                 bool
+	what, want, measured, value, cpuValue string
+	pass, known                           bool
 }
 
 const (
@@ -150,6 +178,9 @@ func (r *report) targets() []target {
 			t.value = fmt.Sprintf("%.2f ×", m)
 			t.measured = fmt.Sprintf("%s vs %s rps", count(sa.median(rps)), count(sb.median(rps)))
 			t.pass = m >= want
+		}
+		if c, rounds := perRound(sa, sb, cpuRatio); len(rounds) > 0 && c == c {
+			t.cpuValue = fmt.Sprintf("%.2f × (%s vs %s µs)", c, micros1(sa.median(cpuPerRequest)), micros1(sb.median(cpuPerRequest)))
 		}
 		ts = append(ts, t)
 	}
@@ -204,6 +235,22 @@ func count(v float64) string {
 		out = append(out, s[i])
 	}
 	return string(out)
+}
+
+// micros1 formats a CPU time in µs with one decimal, or "–".
+func micros1(us float64) string {
+	if us != us {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", us)
+}
+
+// percent formats a share of a core, or "–".
+func percent(x float64) string {
+	if x != x {
+		return "–"
+	}
+	return fmt.Sprintf("%.0f%%", 100*x)
 }
 
 // micros formats a latency given in µs: "87 µs", "1.24 ms".
