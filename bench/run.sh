@@ -40,7 +40,7 @@ else
 	POOL_TOKENS=${POOL_TOKENS:-2000}
 fi
 RATE_GRPC=${RATE_GRPC:-3000}       # open-loop rate of the gRPC runs (requests/s)
-RATE_HTTP=${RATE_HTTP:-2000}       # open-loop rate of the Envoy runs: "moderate" for one core
+RATE_HTTP=${RATE_HTTP:-1000}       # open-loop rate of the Envoy runs: moderate for Envoy + ext_authz on one core
 MEM_TOKENS=${MEM_TOKENS:-100000}   # distinct tokens for the memory run
 CACHE_ENTRIES=1000                 # < POOL_TOKENS, so distinct-token runs always miss
 MEM_CACHE_ENTRIES=200000           # > MEM_TOKENS even with uneven shards (32 of max/32)

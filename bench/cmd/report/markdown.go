@@ -257,6 +257,10 @@ func (r *report) envoySection(m *md) {
 	m.p("The one-token runs send the same token every time (jwt-authz's cache and jwt_authn's JWT cache both hit); "+
 		"the distinct-token runs cycle through %s tokens, more than either cache holds, so both verify every request.", f["pool_tokens"])
 	m.p("")
+	m.p("The CPU columns add up Envoy's and the ext_authz server's CPU time. Where both share core 1, each request " +
+		"passes from Envoy to the server and back, so one of them is usually runnable while the other runs: their " +
+		"\"waited for a CPU\" approaches 100% at saturation by construction, and is not a sign of outside load there.")
+	m.p("")
 	m.p("### At saturation (closed loop, %s keep-alive connections)", f["http_conns"])
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "closed")
