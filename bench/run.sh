@@ -82,7 +82,8 @@ log() { echo "bench: [${SECONDS}s] $*" >&2; }
 # logged CMD...: run CMD, recording it (with $W for the work directory) for the report.
 logged() {
 	local line="$*"
-	echo "${line//$W/\$W}" >>"$W/commands.txt"
+	line=${line//$W/\$W}
+	echo "${line//${ENVOY_BIN:-envoy}/\$ENVOY_BIN}" >>"$W/commands.txt"
 	"$@"
 }
 
@@ -90,7 +91,9 @@ logged() {
 bg() {
 	local out=$1
 	shift
-	echo "${*//$W/\$W} &" >>"$W/commands.txt"
+	local line="$*"
+	line=${line//$W/\$W}
+	echo "${line//${ENVOY_BIN:-envoy}/\$ENVOY_BIN} &" >>"$W/commands.txt"
 	"$@" >"$out" 2>&1 &
 	BG_PID=$!
 	PIDS+=("$BG_PID")

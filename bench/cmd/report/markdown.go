@@ -373,7 +373,12 @@ func stripProfileHeader(s string) string {
 	return strings.Join(out, "\n")
 }
 
-var roundFlag = regexp.MustCompile(`-round \d+`)
+// What varies between runs of a command, replaced so the list shows each command once.
+var (
+	roundFlag = regexp.MustCompile(`-round \d+`)
+	loopback  = regexp.MustCompile(`127\.0\.0\.1:\d+`)
+	pidsFlag  = regexp.MustCompile(`-server-pids [\d,]+`)
+)
 
 func (r *report) appendix(m *md) {
 	m.p("## Appendix: every run")
@@ -399,6 +404,8 @@ func (r *report) appendix(m *md) {
 		var cmds []string
 		for l := range strings.Lines(string(data)) {
 			l = roundFlag.ReplaceAllString(strings.TrimSpace(l), "-round N")
+			l = loopback.ReplaceAllString(l, "127.0.0.1:PORT")
+			l = pidsFlag.ReplaceAllString(l, "-server-pids PIDS")
 			if l != "" && !seen[l] {
 				seen[l] = true
 				cmds = append(cmds, l)
