@@ -32,15 +32,15 @@ type object struct {
 	Namespace string
 	// JSON is the document as the API server would receive it.
 	JSON []byte
-	// Typed is a pointer to the real API type, decoded strictly; nil for kinds that need
-	// their own decoding (Istio's, see istio_test.go).
+	// Typed is a pointer to the real API type, decoded strictly.
 	Typed any
 }
 
 func (o object) key() string { return o.Kind + "/" + o.Namespace + "/" + o.Name }
 
-// kinds are the API types the deployment files may contain, by apiVersion and kind. A kind
-// that is not here fails the test: add its Go type, don't skip it.
+// kinds are the Kubernetes-style API types the deployment files may contain, by apiVersion
+// and kind. A kind that is not here fails the test: add its Go type, don't skip it. Istio's
+// specs are protobuf messages and are decoded by istio_test.go with protojson.
 var kinds = map[string]func() any{
 	"v1/Namespace":                                     func() any { return new(corev1.Namespace) },
 	"v1/ServiceAccount":                                func() any { return new(corev1.ServiceAccount) },
@@ -54,8 +54,6 @@ var kinds = map[string]func() any{
 	"gateway.networking.k8s.io/v1/HTTPRoute":           func() any { return new(gwapiv1.HTTPRoute) },
 	"gateway.networking.k8s.io/v1beta1/ReferenceGrant": func() any { return new(gwapiv1b1.ReferenceGrant) },
 	"gateway.envoyproxy.io/v1alpha1/SecurityPolicy":    func() any { return new(egv1a1.SecurityPolicy) },
-	// Istio's specs are protobuf messages: istio_test.go decodes them with protojson.
-	"security.istio.io/v1/AuthorizationPolicy": nil,
 }
 
 // splitDocuments splits a YAML stream on "---" lines and drops documents that hold only
@@ -142,12 +140,9 @@ func decodeDocument(src string, doc []byte) (object, error) {
 	if head.Metadata.Name == "" {
 		return object{}, fmt.Errorf("%s: metadata.name is empty", gvk)
 	}
-	o := object{Source: src, Kind: head.Kind, Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, JSON: js}
-	if newType != nil {
-		o.Typed = newType()
-		if err := decodeStrict(js, o.Typed); err != nil {
-			return object{}, fmt.Errorf("%s %s: %w", gvk, o.Name, err)
-		}
+	o := object{Source: src, Kind: head.Kind, Name: head.Metadata.Name, Namespace: head.Metadata.Namespace, JSON: js, Typed: newType()}
+	if err := decodeStrict(js, o.Typed); err != nil {
+		return object{}, fmt.Errorf("%s %s: %w", gvk, o.Name, err)
 	}
 	return o, nil
 }

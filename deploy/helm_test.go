@@ -80,12 +80,9 @@ func byKey(t *testing.T, m manifests, normalize func(map[string]any)) map[string
 	t.Helper()
 	out := map[string]map[string]any{}
 	for _, o := range m {
-		js := o.JSON
-		if o.Typed != nil {
-			var err error
-			if js, err = json.Marshal(o.Typed); err != nil {
-				t.Fatal(err)
-			}
+		js, err := json.Marshal(o.Typed)
+		if err != nil {
+			t.Fatal(err)
 		}
 		var doc map[string]any
 		if err := json.Unmarshal(js, &doc); err != nil {
