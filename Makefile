@@ -1,5 +1,7 @@
 # make test   Envoy (installed on first use, see envoy/install-envoy.sh), then every test
-#             with the race detector; the end-to-end tests in envoy/ run the real Envoy.
+#             with the race detector; the end-to-end tests in envoy/ run the real Envoy;
+#             then the deploy/ module (Kubernetes, Helm, Istio, Envoy Gateway manifests),
+#             kept separate so the server's module carries no Kubernetes dependencies.
 # make demo   the whole demo natively on 127.0.0.1 (envoy/run-demo.sh); Ctrl-C stops it.
 # make build  the three binaries into ./bin.
 
@@ -14,6 +16,7 @@ test:
 	@envoy_bin="$$(envoy/install-envoy.sh)"; \
 	echo "ENVOY_BIN=$$envoy_bin"; \
 	ENVOY_BIN="$$envoy_bin" $(GO) test -race -timeout 5m $(GOTESTFLAGS) ./...
+	cd deploy && $(GO) test -race -vet=all -timeout 10m $(GOTESTFLAGS) ./...
 
 vet:
 	$(GO) vet ./...
