@@ -21,8 +21,9 @@ import (
 //     the token: a key withdrawn or replaced in the provider's set drops the entry;
 //   - denials are not cached.
 //
-// It is bounded by entries and by approximate bytes; when full, the oldest insertions go
-// first (tokens inserted earlier tend to expire earlier). Safe for concurrent use.
+// It is bounded by entries and by approximate bytes; when full, it evicts the entry that
+// expires soonest among a few sampled at random (as Redis does), which keeps no per-entry
+// bookkeeping. Safe for concurrent use.
 type tokenCache struct {
 	shards     [cacheShards]cacheShard
 	maxEntries int // per shard
@@ -31,17 +32,22 @@ type tokenCache struct {
 
 const cacheShards = 32
 
-type cacheShard struct {
-	mu      sync.Mutex
-	entries map[[32]byte]*cacheEntry
-	order   [][32]byte // insertion order, oldest first; may hold keys already deleted
-	bytes   int64
+// cacheKey is the first 128 bits of the token's SHA-256: a second preimage against any of
+// 100k cached tokens would still take about 2^111 hashes, and the map stays small.
+type cacheKey [16]byte
+
+func keyOf(token string) cacheKey {
+	sum := sha256.Sum256([]byte(token))
+	return cacheKey(sum[:16])
 }
 
-// cacheEntry is a verified identity plus its accounting.
-type cacheEntry struct {
-	id   *identity
-	size int64
+// evictionSample is how many entries are compared to choose one to evict.
+const evictionSample = 8
+
+type cacheShard struct {
+	mu      sync.Mutex
+	entries map[cacheKey]*identity
+	bytes   int64
 }
 
 func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
@@ -50,66 +56,53 @@ func newTokenCache(maxEntries int, maxBytes int64) *tokenCache {
 	}
 	c := &tokenCache{maxEntries: max(1, maxEntries/cacheShards), maxBytes: max(1, maxBytes/cacheShards)}
 	for i := range c.shards {
-		c.shards[i].entries = make(map[[32]byte]*cacheEntry)
+		c.shards[i].entries = make(map[cacheKey]*identity)
 	}
 	return c
 }
 
-func cacheKey(token string) [32]byte { return sha256.Sum256([]byte(token)) }
-
-func (c *tokenCache) shard(k [32]byte) *cacheShard { return &c.shards[k[0]%cacheShards] }
+func (c *tokenCache) shard(k cacheKey) *cacheShard { return &c.shards[k[0]%cacheShards] }
 
 // get returns the entry for k if it is still within its time bounds at now, given the
 // provider's clock skew. Expired entries are dropped.
-func (c *tokenCache) get(k [32]byte, now time.Time) *identity {
+func (c *tokenCache) get(k cacheKey, now time.Time) *identity {
 	s := c.shard(k)
 	s.mu.Lock()
-	e := s.entries[k]
-	if e != nil && !e.id.exp.IsZero() && now.After(e.id.exp.Add(e.id.provider.skew)) {
-		s.removeLocked(k, e)
-		e = nil
+	id := s.entries[k]
+	t := now.UnixNano()
+	if id != nil && id.exp != 0 && t > id.exp+int64(id.provider.skew) {
+		s.removeLocked(k, id)
+		id = nil
 	}
 	s.mu.Unlock()
-	if e == nil {
+	if id == nil {
 		return nil
 	}
-	if !e.id.nbf.IsZero() && now.Before(e.id.nbf.Add(-e.id.provider.skew)) {
+	if id.nbf != 0 && t < id.nbf-int64(id.provider.skew) {
 		return nil // verified early within skew; not valid yet at this instant
 	}
-	return e.id
+	return id
 }
 
 // put stores a verified token. Tokens without exp are cached too: the key check and a
 // reload still bound their life.
-func (c *tokenCache) put(k [32]byte, id *identity) {
-	e := &cacheEntry{id: id, size: id.estimate()}
+func (c *tokenCache) put(k cacheKey, id *identity) {
+	size := id.estimate()
 	s := c.shard(k)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.entries[k]; old != nil {
 		s.removeLocked(k, old)
 	}
-	for len(s.entries) >= c.maxEntries || (s.bytes+e.size > c.maxBytes && len(s.entries) > 0) {
-		if !s.evictOldestLocked() {
-			break
-		}
+	for len(s.entries) > 0 && (len(s.entries) >= c.maxEntries || s.bytes+size > c.maxBytes) {
+		s.evictLocked()
 	}
-	if len(s.order) > 2*c.maxEntries { // stale keys from expiries and drops: compact
-		live := s.order[:0]
-		for _, ok := range s.order {
-			if s.entries[ok] != nil {
-				live = append(live, ok)
-			}
-		}
-		s.order = live
-	}
-	s.entries[k] = e
-	s.order = append(s.order, k)
-	s.bytes += e.size
+	s.entries[k] = id
+	s.bytes += size
 }
 
 // drop removes k (its key left the set).
-func (c *tokenCache) drop(k [32]byte) {
+func (c *tokenCache) drop(k cacheKey) {
 	s := c.shard(k)
 	s.mu.Lock()
 	if e := s.entries[k]; e != nil {
@@ -130,34 +123,52 @@ func (c *tokenCache) len() int {
 	return n
 }
 
-func (s *cacheShard) removeLocked(k [32]byte, e *cacheEntry) {
+func (s *cacheShard) removeLocked(k cacheKey, id *identity) {
 	delete(s.entries, k)
-	s.bytes -= e.size
+	s.bytes -= id.estimate()
 }
 
-// evictOldestLocked removes the oldest live entry; order is compacted as it is consumed.
-func (s *cacheShard) evictOldestLocked() bool {
-	for len(s.order) > 0 {
-		k := s.order[0]
-		s.order[0] = [32]byte{}
-		s.order = s.order[1:]
-		if e := s.entries[k]; e != nil {
-			s.removeLocked(k, e)
-			return true
+// evictLocked removes the soonest-expiring of a few entries: Go starts every map iteration
+// at a random place, so the first few are a random sample.
+func (s *cacheShard) evictLocked() {
+	var victim cacheKey
+	var vid *identity
+	n := 0
+	for k, id := range s.entries {
+		if vid == nil || expiresBefore(id, vid) {
+			victim, vid = k, id
+		}
+		if n++; n == evictionSample {
+			break
 		}
 	}
-	return false
+	if vid != nil {
+		s.removeLocked(victim, vid)
+	}
 }
+
+// expiresBefore orders by exp; a token without exp counts as expiring last.
+func expiresBefore(a, b *identity) bool {
+	switch {
+	case a.exp == 0:
+		return false
+	case b.exp == 0:
+		return true
+	}
+	return a.exp < b.exp
+}
+
+// entryOverhead is the fixed part of an entry: the identity, its map slot, slice headers.
+const entryOverhead = 200
 
 // estimate approximates the memory an entry holds.
 func (id *identity) estimate() int64 {
-	const overhead = 320 // entry, identity, map slot, order slot, slice headers
-	n := int64(overhead + len(id.sub) + len(id.kid) + len(id.payload))
+	n := int64(entryOverhead + len(id.sub) + len(id.payload))
 	for _, h := range id.headers {
 		n += int64(len(h)) + 16
 	}
-	for k, v := range id.claims {
-		n += int64(len(k)) + 48
+	for _, v := range id.claims {
+		n += 16
 		if s, ok := v.(string); ok {
 			n += int64(len(s))
 		}

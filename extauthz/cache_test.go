@@ -128,7 +128,7 @@ func TestCacheBounds(t *testing.T) {
 	}{
 		{name: "disabled", extra: "cache: {enabled: false}\n", tokens: 10, max: 0},
 		{name: "entries", extra: "cache: {max_entries: 64}\n", tokens: 200, max: 64},
-		{name: "bytes", extra: "cache: {max_bytes: 32768}\n", tokens: 200, max: 32768 / 320},
+		{name: "bytes", extra: "cache: {max_bytes: 32768}\n", tokens: 200, max: 32768 / entryOverhead},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -156,7 +156,7 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 	pr := id.provider
 	realm = pr.realm
 	o := outcome{rule: ru, provider: pr, parsed: pt, token: id, source: src, cacheHit: hit}
-	if missing := missingScopes(ru.scopes, id.claims); len(missing) > 0 {
+	if missing := missingScopes(ru.scopes, id); len(missing) > 0 {
 		o.reason = ReasonScope
 		o.denial = denial{
 			reason: ReasonScope, httpStatus: http.StatusForbidden, code: "insufficient_scope",
@@ -165,7 +165,7 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 		}
 		return o
 	}
-	if !claimsSatisfied(ru.claims, id.claims) {
+	if !claimsSatisfied(ru.claims, id) {
 		o.reason = ReasonClaimMismatch
 		o.denial = forbidden(ReasonClaimMismatch, "the token's claims do not grant access")
 		return o
@@ -182,9 +182,9 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	accepted := func(pr *provider) bool {
 		return slices.Contains(ru.providers, pr) && slices.Contains(pr.sources, src)
 	}
-	var k [32]byte
+	var k cacheKey
 	if p.cache != nil {
-		k = cacheKey(raw)
+		k = keyOf(raw)
 		if id = p.cache.get(k, now); id != nil {
 			// A refusal reports what parsing would have found (provider, realm, kid), so a
 			// cached token is answered and logged exactly like an uncached one.

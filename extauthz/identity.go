@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"encoding/base64"
-	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
@@ -12,13 +11,13 @@ import (
 // token cache holds, so it is kept small (100k of them should fit in tens of MiB).
 type identity struct {
 	provider *provider
-	kid      string
 	key      *jose.JSONWebKey // the key that verified the token; a hit must still find it
+	kid      string           // shares the key's KeyID string when they are equal
 	sub      string
-	exp      time.Time // zero when the token has no exp
-	nbf      time.Time // zero when absent
-	// claims holds only the claims rules can read: scope, scp and every require.claims path.
-	claims map[string]any
+	exp, nbf int64 // Unix nanoseconds; 0 when absent
+	// claims holds only the claims rules can read, by index into Policy.claimPaths (scope,
+	// scp, then every require.claims path); nil when the token has none of them.
+	claims []any
 	// headers is parallel to provider.claimHeaders; noHeader marks one not to send.
 	headers []string
 	payload string // base64url payload, when the provider forwards it
@@ -30,13 +29,22 @@ const noHeader = "\x00"
 
 func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 	pr := vt.provider
-	id := &identity{provider: pr, kid: vt.kid, key: vt.key, sub: vt.sub, exp: vt.exp, nbf: vt.nbf}
-	for _, path := range p.claimPaths {
+	id := &identity{provider: pr, kid: vt.kid, key: vt.key, sub: vt.sub}
+	if vt.kid == vt.key.KeyID {
+		id.kid = vt.key.KeyID // one string for every token of this key
+	}
+	if !vt.exp.IsZero() {
+		id.exp = vt.exp.UnixNano()
+	}
+	if !vt.nbf.IsZero() {
+		id.nbf = vt.nbf.UnixNano()
+	}
+	for i, path := range p.claimPaths {
 		if v, ok := claimAt(vt.claims, path); ok {
 			if id.claims == nil {
-				id.claims = make(map[string]any, len(p.claimPaths))
+				id.claims = make([]any, len(p.claimPaths))
 			}
-			id.claims[path] = v
+			id.claims[i] = v
 		}
 	}
 	if len(pr.claimHeaders) > 0 {
@@ -55,4 +63,12 @@ func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 		id.payload = base64.RawURLEncoding.EncodeToString(vt.payload)
 	}
 	return id
+}
+
+// claim returns the value of Policy.claimPaths[i], nil when absent.
+func (id *identity) claim(i int) any {
+	if id.claims == nil {
+		return nil
+	}
+	return id.claims[i]
 }

@@ -131,7 +131,7 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		pr.nameValue = structpb.NewStringValue(pr.name)
 		pr.issuerValue = structpb.NewStringValue(pr.issuer)
 	}
-	p.claimPaths = []string{"scope", "scp"}
+	p.claimPaths = []string{scopeClaim: "scope", scpClaim: "scp"}
 	for _, rc := range cfg.Rules {
 		if rc.Require != nil {
 			for path := range rc.Require.Claims {
@@ -140,6 +140,8 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 				}
 			}
 		}
+	}
+	for _, rc := range cfg.Rules {
 		if rc.Require != nil && len(p.providers) == 0 {
 			return nil, fmt.Errorf("extauthz: rule %q requires a token but no providers are configured", rc.Name)
 		}
@@ -148,7 +150,7 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 				return nil, fmt.Errorf("extauthz: rule %q: no provider %q", rc.Name, n)
 			}
 		}
-		p.rules = append(p.rules, compileRule(rc, p.providers, byName))
+		p.rules = append(p.rules, compileRule(rc, p.providers, byName, p.claimPaths))
 	}
 	if cfg.Cache.Enabled == nil || *cfg.Cache.Enabled {
 		entries, bytes := cfg.Cache.MaxEntries, cfg.Cache.MaxBytes

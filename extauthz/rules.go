@@ -41,10 +41,11 @@ type rule struct {
 
 type claimRequirement struct {
 	path   string
+	index  int // into Policy.claimPaths
 	values []string
 }
 
-func compileRule(r config.Rule, providers []*provider, byName map[string]*provider) *rule {
+func compileRule(r config.Rule, providers []*provider, byName map[string]*provider, claimPaths []string) *rule {
 	c := &rule{
 		name:      r.Name,
 		nameValue: structpb.NewStringValue(r.Name),
@@ -91,7 +92,7 @@ func compileRule(r config.Rule, providers []*provider, byName map[string]*provid
 		}
 	}
 	for path, vals := range r.Require.Claims {
-		c.claims = append(c.claims, claimRequirement{path: path, values: vals})
+		c.claims = append(c.claims, claimRequirement{path: path, index: slices.Index(claimPaths, path), values: vals})
 	}
 	slices.SortFunc(c.claims, func(a, b claimRequirement) int { return strings.Compare(a.path, b.path) })
 	return c
@@ -180,15 +181,21 @@ func principalMatches(patterns []string, principal string) bool {
 	return false
 }
 
+// Indexes of the scope claims in Policy.claimPaths.
+const (
+	scopeClaim = iota // "scope"
+	scpClaim          // "scp"
+)
+
 // missingScopes returns the required scopes the token does not grant. Scopes come from a
 // space-delimited "scope" string (RFC 8693 §4.2, RFC 9068 §2.2.3) or a "scp"/"scope" array.
-func missingScopes(required []string, claims map[string]any) []string {
+func missingScopes(required []string, id *identity) []string {
 	if len(required) == 0 {
 		return nil
 	}
 	var granted []string
-	for _, name := range []string{"scope", "scp"} {
-		switch v := claims[name].(type) {
+	for _, v := range []any{id.claim(scopeClaim), id.claim(scpClaim)} {
+		switch v := v.(type) {
 		case string:
 			granted = append(granted, strings.Fields(v)...)
 		case []any:
@@ -210,13 +217,10 @@ func missingScopes(required []string, claims map[string]any) []string {
 
 // claimsSatisfied: every requirement holds; an array claim holds when any element is one of
 // the allowed values.
-func claimsSatisfied(reqs []claimRequirement, claims map[string]any) bool {
+func claimsSatisfied(reqs []claimRequirement, id *identity) bool {
 	for _, req := range reqs {
-		v, ok := claimAt(claims, req.path)
-		if !ok {
-			return false
-		}
-		if !valueAllowed(v, req.values) {
+		v := id.claim(req.index)
+		if v == nil || !valueAllowed(v, req.values) {
 			return false
 		}
 	}
