@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"runtime"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,7 +16,10 @@ import (
 // metrics are the jwt_authz_* series. Label values come from closed sets: reason codes,
 // configured provider names, fixed results. Never from request input.
 type metrics struct {
-	decisions    *prometheus.CounterVec
+	decisions *prometheus.CounterVec
+	// counters caches decisions' children by label set: WithLabelValues hashes the labels
+	// on every call, and this runs once per Check.
+	counters     sync.Map // decisionLabels -> prometheus.Counter
 	duration     prometheus.Histogram
 	keyFetches   *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
@@ -65,7 +69,12 @@ func (m *metrics) observe(d extauthz.Decision, elapsed time.Duration) {
 	if d.Allowed {
 		decision = "allow"
 	}
-	m.decisions.WithLabelValues(d.Provider, decision, string(d.Reason)).Inc()
+	key := decisionLabels{d.Provider, decision, d.Reason}
+	c, ok := m.counters.Load(key)
+	if !ok {
+		c, _ = m.counters.LoadOrStore(key, m.decisions.WithLabelValues(d.Provider, decision, string(d.Reason)))
+	}
+	c.(prometheus.Counter).Inc()
 	if d.Issuer != "" { // a verified identity: from the cache or freshly verified
 		if d.Cached {
 			m.cacheLookups.WithLabelValues("hit").Inc()
@@ -74,6 +83,13 @@ func (m *metrics) observe(d extauthz.Decision, elapsed time.Duration) {
 		}
 	}
 	m.duration.Observe(elapsed.Seconds())
+}
+
+// decisionLabels is one label set of jwt_authz_decisions_total (closed sets: provider names,
+// allow/deny, reasons).
+type decisionLabels struct {
+	provider, decision string
+	reason             extauthz.Reason
 }
 
 func metricsHandler(reg *prometheus.Registry) http.Handler {

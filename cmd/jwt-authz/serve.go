@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -76,6 +77,9 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		// answering GOAWAY too_many_pings (envoy-extauthz.md §3).
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.MaxRecvMsgSize(4 << 20),
+		// Serve streams on long-lived workers: a fresh goroutine per call grows its stack
+		// again every time (runtime.newstack was about 8% of a cached Check's CPU).
+		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
 	}
 	if cfg.TLS != nil {
 		tc, err := newTLSConfig(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile), cfg.Path(cfg.TLS.ClientCAFile))
