@@ -4,6 +4,8 @@
 #             kept separate so the server's module carries no Kubernetes dependencies.
 # make demo   the whole demo natively on 127.0.0.1 (envoy/run-demo.sh); Ctrl-C stops it.
 # make build  the three binaries into ./bin.
+# make bench  benchmarks (bench/run.sh, about 10 min; QUICK=1 for a smoke run): rewrites
+#             docs/benchmarks.md and docs/benchmarks/*.png.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -11,7 +13,7 @@ SHELL := /bin/bash
 GO ?= go
 GOTESTFLAGS ?=
 
-.PHONY: test vet build demo envoy
+.PHONY: test vet build demo envoy bench
 test:
 	@envoy_bin="$$(envoy/install-envoy.sh)"; \
 	echo "ENVOY_BIN=$$envoy_bin"; \
@@ -30,3 +32,6 @@ demo:
 # Print the path of the Envoy the tests use, installing it if needed.
 envoy:
 	@envoy/install-envoy.sh
+
+bench:
+	bench/run.sh
