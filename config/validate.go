@@ -209,6 +209,10 @@ func (c *Config) validate() error {
 			}
 			if !headerName.MatchString(h) {
 				bad(hat, "%q is not a valid lower-case header name", h)
+			} else if h == "host" {
+				// Envoy ignores host in headers_to_remove, so a client's copy could not be
+				// stripped when the claim is absent, and rewriting it would re-route requests.
+				bad(hat, "host cannot carry a claim")
 			}
 			if prev, ok := injected[h]; ok {
 				bad(hat, "header %q is also set from claim %q", h, prev)

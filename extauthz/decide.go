@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -225,10 +224,8 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 
 func tokenDenied(ru *rule, pr *provider, pt *parsedToken, realm string, err error) outcome {
 	d := denialFor(err)
+	// A 503 (keys unavailable) is our outage, not a problem with the credential: no challenge.
 	d.realm, d.challenge = realm, d.httpStatus != http.StatusServiceUnavailable
-	if errors.Is(err, errKeysUnavailable) {
-		d.challenge = false
-	}
 	return outcome{reason: d.reason, rule: ru, provider: pr, parsed: pt, denial: d}
 }
 
