@@ -442,3 +442,16 @@ func writeFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"https://idp.example/jwks.json", "https://idp.example/jwks.json"},
+		{"https://user:s3cret@idp.example/jwks.json", "https://user:xxxxx@idp.example/jwks.json"},
+		{"/etc/jwt-authz/keys/jwks.json", "/etc/jwt-authz/keys/jwks.json"},
+	}
+	for _, tt := range tests {
+		if got := redact(tt.in); got != tt.want {
+			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
