@@ -218,6 +218,7 @@ func TestParseBroken(t *testing.T) {
 		{name: "duration without unit", replace: [2]string{"clock_skew: 30s", `clock_skew: "30"`}, want: "providers[0].clock_skew"},
 		{name: "negative duration", replace: [2]string{"clock_skew: 30s", "clock_skew: -1s"}, want: "providers[0].clock_skew"},
 		{name: "bad header name in claims_to_headers", replace: [2]string{"{sub: x-jwt-sub}", "{sub: X-JWT-Sub}"}, want: "providers[0].claims_to_headers.sub"},
+		{name: "more than 64 claims_to_headers", replace: [2]string{"{sub: x-jwt-sub}", "{" + manyClaimHeaders(65) + "}"}, want: "providers[0].claims_to_headers"},
 		{name: "host in claims_to_headers", replace: [2]string{"{sub: x-jwt-sub}", "{sub: host}"}, want: "providers[0].claims_to_headers.sub"},
 		{name: "header name with a space", replace: [2]string{"{sub: x-jwt-sub}", "{sub: 'x jwt'}"}, want: "providers[0].claims_to_headers.sub"},
 		{name: "one header for two claims", replace: [2]string{"{sub: x-jwt-sub}", "{sub: x-jwt-sub, email: x-jwt-sub}"}, want: "providers[0].claims_to_headers."},
@@ -317,4 +318,13 @@ func TestValuesScalarOrList(t *testing.T) {
 	if _, err := Parse([]byte(bad), ""); err == nil {
 		t.Errorf("Parse(claim value a mapping) = nil, want an error")
 	}
+}
+
+// manyClaimHeaders is n claims_to_headers entries in YAML flow style.
+func manyClaimHeaders(n int) string {
+	entries := make([]string, n)
+	for i := range entries {
+		entries[i] = fmt.Sprintf("c%d: x-c%d", i, i)
+	}
+	return strings.Join(entries, ", ")
 }

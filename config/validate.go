@@ -24,6 +24,9 @@ const (
 	DefaultShutdownTimeout    = 10 * time.Second
 	DefaultCacheEntries       = 100_000
 	DefaultCacheBytes         = 64 << 20
+	// MaxClaimHeaders bounds claims_to_headers per provider: a verified token records which
+	// of its headers it sets in one 64-bit mask.
+	MaxClaimHeaders = 64
 )
 
 // DefaultTypes are the typ header values accepted when a provider names none (RFC 7519 §5.1,
@@ -202,6 +205,9 @@ func (c *Config) validate() error {
 			}
 		}
 		injected := map[string]string{}
+		if len(p.ClaimsToHeaders) > MaxClaimHeaders {
+			bad(at+".claims_to_headers", "at most %d headers", MaxClaimHeaders)
+		}
 		for claim, h := range p.ClaimsToHeaders {
 			hat := fmt.Sprintf("%s.claims_to_headers.%s", at, claim)
 			if claim == "" {

@@ -52,13 +52,34 @@ type outcome struct {
 	parsed   *parsedToken
 }
 
-// Check decides one CheckRequest. It never fails: every problem with the request or the
-// token is a denial (envoy-extauthz.md §2: an RPC error would be subject to failure_mode_allow).
-func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.Time) (*authv3.CheckResponse, Decision) {
-	attrs := req.GetAttributes()
-	r := newRequest(attrs)
+// Check decides one CheckRequest given as a message. It is the protobuf face of the path
+// the gRPC server runs (AppendCheck): the request is serialized and read as the server
+// reads it, and the encoded answer is decoded, so a test of Check tests the bytes Envoy
+// sees.
+func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.Time) (resp *authv3.CheckResponse, d Decision) {
+	resp = checkMessage(req, func(dst, in []byte) []byte {
+		var out []byte
+		out, d = p.AppendCheck(dst, ctx, in, now)
+		return out
+	})
+	return resp, d
+}
+
+// AppendCheck decides one serialized CheckRequest and appends the serialized CheckResponse
+// to dst. It never fails: every problem with the request or the token is a denial
+// (envoy-extauthz.md §2: an RPC error would be subject to failure_mode_allow), and a
+// request that does not decode is a 400. The request's strings alias in, which must not
+// change until AppendCheck returns.
+func (p *Policy) AppendCheck(dst []byte, ctx context.Context, in []byte, now time.Time) ([]byte, Decision) {
+	r, err := parseRequest(in)
+	if err != nil {
+		d := Decision{Reason: ReasonBadRequest, HTTPStatus: http.StatusBadRequest}
+		dn := denial{reason: ReasonBadRequest, httpStatus: http.StatusBadRequest, code: "invalid_request",
+			desc: "the authorization request is malformed"}
+		return p.appendDeny(dst, dn, outcome{}, d), d
+	}
 	var o outcome
-	if attrs.GetRequest().GetHttp() == nil {
+	if !r.http {
 		o = p.decideNonHTTP(r)
 	} else {
 		o = p.decideHTTP(ctx, r, now)
@@ -85,10 +106,10 @@ func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.T
 	}
 	if o.allow {
 		d.HTTPStatus = http.StatusOK
-		return p.allowResponse(r, o, d), d
+		return p.appendAllow(dst, r, o, d), d
 	}
 	d.HTTPStatus = o.denial.httpStatus
-	return p.denyResponse(o.denial, o, d), d
+	return p.appendDeny(dst, o.denial, o, d), d
 }
 
 func (p *Policy) decideNonHTTP(r *request) outcome {

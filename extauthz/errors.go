@@ -83,6 +83,7 @@ const (
 	ReasonNonHTTPDeny     Reason = "non_http_deny"      // 403, TCP check
 	ReasonKeysUnavailable Reason = "keys_unavailable"   // 503
 	ReasonInternal        Reason = "internal_error"     // 500, a bug: fail closed
+	ReasonBadRequest      Reason = "malformed_request"  // 400, the CheckRequest itself does not decode
 )
 
 // Reasons lists every reason, for metrics that pre-declare their label values.
@@ -93,7 +94,7 @@ var Reasons = []Reason{
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience, ReasonScope,
 	ReasonClaimMismatch, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
-	ReasonKeysUnavailable, ReasonInternal,
+	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest,
 }
 
 // tokenErrors maps each token error to its reason and the RFC 6750 description sent back.

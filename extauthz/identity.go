@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"bytes"
 	"encoding/base64"
 
 	"github.com/go-jose/go-jose/v4"
@@ -18,14 +19,12 @@ type identity struct {
 	// claims holds only the claims rules can read, by index into Policy.claimPaths (scope,
 	// scp, then every require.claims path); nil when the token has none of them.
 	claims []any
-	// headers is parallel to provider.claimHeaders; noHeader marks one not to send.
-	headers []string
-	payload string // base64url payload, when the provider forwards it
+	// headerWire is the upstream headers, encoded as OkHttpResponse.headers entries: the
+	// claim headers in setMask (bit i for provider.claimHeaders[i]; a claim that is absent
+	// or not a valid header value is not sent) and the payload header when configured.
+	headerWire []byte
+	setMask    uint64
 }
-
-// noHeader marks a claim header that is not sent (claim absent or not a valid header
-// value); a NUL can never be a real header value.
-const noHeader = "\x00"
 
 func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 	pr := vt.provider
@@ -47,21 +46,20 @@ func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 			id.claims[i] = v
 		}
 	}
-	if len(pr.claimHeaders) > 0 {
-		id.headers = make([]string, len(pr.claimHeaders))
-		for i, ch := range pr.claimHeaders {
-			id.headers[i] = noHeader
-			if v, ok := claimAt(vt.claims, ch.claim); ok {
-				// A claim that cannot be a header value is left out, never mangled.
-				if text, ok := headerText(v); ok && validHeaderValue(text) {
-					id.headers[i] = text
-				}
+	var headers []byte
+	for i, ch := range pr.claimHeaders {
+		if v, ok := claimAt(vt.claims, ch.claim); ok {
+			// A claim that cannot be a header value is left out, never mangled.
+			if text, ok := headerText(v); ok && validHeaderValue(text) {
+				headers = appendUpstreamHeader(headers, ch.header, text)
+				id.setMask |= 1 << i
 			}
 		}
 	}
 	if pr.payloadHeader != "" {
-		id.payload = base64.RawURLEncoding.EncodeToString(vt.payload)
+		headers = appendUpstreamHeader(headers, pr.payloadHeader, base64.RawURLEncoding.EncodeToString(vt.payload))
 	}
+	id.headerWire = bytes.Clone(headers) // exactly sized: 100k of these may be cached
 	return id
 }
 

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/jwt-authz/jwt-authz/config"
 )
@@ -25,11 +24,13 @@ type Policy struct {
 	maxTokenBytes int
 	// injectable is every header any provider can set upstream. Each allow removes the ones
 	// it does not set, so a client can never smuggle one in (landscape.md §5.4).
-	injectable []string
+	// removeAllWire is all of them as an encoded headers_to_remove.
+	injectable    []string
+	removeAllWire []byte
 	// claimPaths are the claims rules read; an identity keeps only these.
 	claimPaths []string
 	cache      *tokenCache // nil when disabled
-	// denials holds each kind of deny response once built (denial -> *preparedDenial);
+	// denials holds each kind of deny response once encoded (denial -> []byte);
 	// the kinds are a closed set drawn from the config and fixed texts.
 	denials sync.Map
 }
@@ -49,10 +50,13 @@ type provider struct {
 	payloadHeader string
 	forwardToken  bool
 
-	// removeWhenAllSet is headers_to_remove for an allow that sets every claim header.
-	removeWhenAllSet []string
-	nameValue        *structpb.Value
-	issuerValue      *structpb.Value
+	// removeWhenAllSet is the encoded headers_to_remove for an allow that sets every claim
+	// header (allSet is that mask); removals holds the others, by mask, as they are met.
+	removeWhenAllSet []byte
+	allSet           uint64
+	removals         sync.Map // uint64 -> []byte
+	// metadata and issuerMetadata are the encoded dynamic metadata entries provider and iss.
+	metadata, issuerMetadata []byte
 }
 
 type claimHeader struct{ claim, header string }
@@ -121,15 +125,12 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		byName[pr.name] = pr
 	}
 	slices.Sort(p.injectable)
-	p.injectable = slices.Clip(p.injectable) // shared by responses: appends must copy
+	p.removeAllWire = removalList(p.injectable)
 	for _, pr := range p.providers {
-		set := []string{pr.payloadHeader}
-		for _, ch := range pr.claimHeaders {
-			set = append(set, ch.header)
-		}
-		pr.removeWhenAllSet = p.removeExcept(set)
-		pr.nameValue = structpb.NewStringValue(pr.name)
-		pr.issuerValue = structpb.NewStringValue(pr.issuer)
+		pr.allSet = 1<<len(pr.claimHeaders) - 1
+		pr.removeWhenAllSet = removalList(p.removeExcept(pr.headersIn(pr.allSet)))
+		pr.metadata = metadataEntry("provider", pr.name)
+		pr.issuerMetadata = metadataEntry("iss", pr.issuer)
 	}
 	p.claimPaths = []string{scopeClaim: "scope", scpClaim: "scp"}
 	for _, rc := range cfg.Rules {

@@ -11,169 +11,128 @@ import (
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
 	"google.golang.org/genproto/googleapis/rpc/code"
 	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
-	"google.golang.org/protobuf/types/known/structpb"
-	"google.golang.org/protobuf/types/known/wrapperspb"
+	"google.golang.org/protobuf/proto"
 )
 
-// allowResponse sets the identity headers, removes every other header the server could
-// inject (and the credential when the provider does not forward it), and records the
-// decision in dynamic metadata.
-func (p *Policy) allowResponse(r *request, o outcome, d Decision) *authv3.CheckResponse {
-	ok := &authv3.OkHttpResponse{HeadersToRemove: p.injectable}
-	if id := o.token; id != nil {
-		pr := id.provider
-		n := 0
-		for _, v := range id.headers {
-			if v != noHeader {
-				n++
-			}
-		}
-		allSet := n == len(pr.claimHeaders)
-		if pr.payloadHeader != "" {
-			n++
-		}
-		// One allocation for all header options (this is the hot path of every allow).
-		block := make([]headerBlock, n)
-		ok.Headers = make([]*corev3.HeaderValueOption, n)
-		j := 0
-		for i, ch := range pr.claimHeaders {
-			if v := id.headers[i]; v != noHeader {
-				ok.Headers[j] = block[j].option(ch.header, v)
-				j++
-			}
-		}
-		if pr.payloadHeader != "" {
-			ok.Headers[j] = block[j].option(pr.payloadHeader, id.payload)
-		}
-		// Envoy applies headers_to_remove after headers (ext_authz.cc onComplete), so a
-		// header we set must not be listed; every other injectable one is.
-		if allSet {
-			ok.HeadersToRemove = pr.removeWhenAllSet
-		} else {
-			set := make([]string, len(ok.Headers))
-			for i, h := range ok.Headers {
-				set[i] = h.Header.Key
-			}
-			ok.HeadersToRemove = p.removeExcept(set)
-		}
-		if !pr.forwardToken {
-			if name := stripCredential(ok, r, o.source); name != "" {
-				// A fresh slice: the prepared lists are shared by concurrent responses.
-				ok.HeadersToRemove = append([]string{name}, ok.HeadersToRemove...)
+// appendAllow appends an allow: the identity's headers, the removal of every other header
+// the server could inject (and of the credential when the provider does not forward it),
+// and the decision in dynamic metadata.
+func (p *Policy) appendAllow(b []byte, r *request, o outcome, d Decision) []byte {
+	b = append(b, wireStatusOK...)
+	id := o.token
+	if id == nil { // public, anonymous, default and non-HTTP allows set nothing
+		b = appendMessageHeader(b, fieldRespOK, len(p.removeAllWire))
+		b = append(b, p.removeAllWire...)
+		return p.appendMetadata(b, o, d)
+	}
+	pr := id.provider
+	// Envoy applies headers_to_remove after headers (ext_authz.cc onComplete), so a header
+	// we set must not be listed; every other injectable one is.
+	removal := pr.removal(p, id.setMask)
+	var cookie []byte // the client's cookies without the credential, when it came in one
+	credential := ""  // headers_to_remove or query_parameters_to_remove for the credential
+	if !pr.forwardToken {
+		credential = o.source.removeWire
+		if o.source.kind == fromCookie {
+			if kept := cookiesWithout(r, o.source.name); kept != "" {
+				cookie, credential = appendUpstreamHeader(nil, "cookie", kept), ""
+			} else {
+				credential = wireRemoveCookie
 			}
 		}
 	}
-	return &authv3.CheckResponse{
-		Status:          statusOK,
-		HttpResponse:    &authv3.CheckResponse_OkResponse{OkResponse: ok},
-		DynamicMetadata: p.metadata(o, d),
-	}
+	b = appendMessageHeader(b, fieldRespOK, len(id.headerWire)+len(cookie)+len(credential)+len(removal))
+	b = append(b, id.headerWire...)
+	b = append(b, cookie...)
+	b = append(b, credential...)
+	b = append(b, removal...)
+	return p.appendMetadata(b, o, d)
 }
 
-// removeExcept is every injectable header but those in set. The result is clipped, so an
-// append to a shared copy can never write into it.
+// removal is the encoded headers_to_remove for an allow that sets the claim headers in
+// mask (and the payload header, which is always set when configured): every injectable
+// header but those. Built once per mask.
+func (pr *provider) removal(p *Policy, mask uint64) []byte {
+	if mask == pr.allSet {
+		return pr.removeWhenAllSet
+	}
+	if w, ok := pr.removals.Load(mask); ok {
+		return w.([]byte)
+	}
+	w, _ := pr.removals.LoadOrStore(mask, removalList(p.removeExcept(pr.headersIn(mask))))
+	return w.([]byte)
+}
+
+// headersIn names the headers an identity with mask sets.
+func (pr *provider) headersIn(mask uint64) []string {
+	var set []string
+	if pr.payloadHeader != "" {
+		set = append(set, pr.payloadHeader)
+	}
+	for i, ch := range pr.claimHeaders {
+		if mask&(1<<i) != 0 {
+			set = append(set, ch.header)
+		}
+	}
+	return set
+}
+
+// removeExcept is every injectable header but those in set.
 func (p *Policy) removeExcept(set []string) []string {
-	out := make([]string, 0, len(p.injectable))
+	var out []string
 	for _, h := range p.injectable {
 		if !slices.Contains(set, h) {
 			out = append(out, h)
 		}
 	}
-	return slices.Clip(out)
+	return out
 }
 
-// headerBlock holds an upstream header option and its value, so a response's headers take
-// one allocation.
-type headerBlock struct {
-	opt corev3.HeaderValueOption
-	hv  corev3.HeaderValue
-}
-
-func (b *headerBlock) option(key, value string) *corev3.HeaderValueOption {
-	b.hv.Key, b.hv.Value = key, value
-	b.opt.Header = &b.hv
-	b.opt.Append = appendFalse
-	b.opt.AppendAction = corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
-	return &b.opt
-}
-
-// stripCredential keeps the token from reaching the upstream. It returns the header to
-// remove, if any; a query parameter or a cookie is dealt with in ok directly.
-func stripCredential(ok *authv3.OkHttpResponse, r *request, src tokenSource) (removeHeader string) {
-	switch src.kind {
-	case fromHeader:
-		return src.name
-	case fromQuery:
-		ok.QueryParametersToRemove = append(ok.QueryParametersToRemove, src.name)
-	case fromCookie:
-		var kept []string
-		r.headerValues("cookie", func(h string) bool {
-			for pair := range strings.SplitSeq(h, ";") {
-				pair = strings.TrimSpace(pair)
-				if k, _, _ := strings.Cut(pair, "="); pair != "" && k != src.name {
-					kept = append(kept, pair)
-				}
+// cookiesWithout is the request's cookies without the named one, joined for one cookie
+// header; "" when no other cookie is left.
+func cookiesWithout(r *request, name string) string {
+	var kept []string
+	r.headerValues("cookie", func(h string) bool {
+		for pair := range strings.SplitSeq(h, ";") {
+			pair = strings.TrimSpace(pair)
+			if k, _, _ := strings.Cut(pair, "="); pair != "" && k != name {
+				kept = append(kept, pair)
 			}
-			return true
-		})
-		if len(kept) == 0 {
-			return "cookie"
 		}
-		ok.Headers = append(ok.Headers, overwrite("cookie", strings.Join(kept, "; ")))
-	}
-	return ""
+		return true
+	})
+	return strings.Join(kept, "; ")
 }
 
-// Prepared once and shared read-only by every response: protobuf messages are safe for
-// concurrent marshalling as long as nobody mutates them.
+// Metadata entries prepared once.
 var (
-	statusOK    = &rpcstatus.Status{Code: int32(code.Code_OK)}
-	appendFalse = wrapperspb.Bool(false)
-	allowValue  = structpb.NewStringValue("allow")
-	denyValue   = structpb.NewStringValue("deny")
-	reasonValue = func() map[Reason]*structpb.Value {
-		m := make(map[Reason]*structpb.Value, len(Reasons))
+	wireDecisionAllow = metadataEntry("decision", "allow")
+	wireDecisionDeny  = metadataEntry("decision", "deny")
+	wireReasons       = func() map[Reason][]byte {
+		m := make(map[Reason][]byte, len(Reasons))
 		for _, r := range Reasons {
-			m[r] = structpb.NewStringValue(string(r))
+			m[r] = metadataEntry("reason", string(r))
 		}
 		return m
 	}()
+	wireRemoveCookie = string(appendString(nil, fieldOKHeadersToRemove, "cookie"))
 )
 
-// overwrite builds an upstream header that replaces any client copy on every Envoy from 1.36
-// to 1.40: append=false explicitly plus OVERWRITE_IF_EXISTS_OR_ADD (envoy-extauthz.md §2.1).
-func overwrite(key, value string) *corev3.HeaderValueOption {
-	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: key, Value: value},
-		Append:       appendFalse,
-		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-	}
-}
-
-// denyResponse: a non-zero status always (a nil status would allow, §6.1) and an explicit
-// HTTP status, RFC 6750 challenge and JSON body. The status and denied response depend only
-// on the denial, whose fields come from closed sets (config and fixed texts), so each kind
-// is built once and then shared.
-func (p *Policy) denyResponse(dn denial, o outcome, d Decision) *authv3.CheckResponse {
+// appendDeny appends a denial: a non-zero status always (a nil status would allow, §6.1)
+// and an explicit HTTP status, RFC 6750 challenge and JSON body. These depend only on the
+// denial, whose fields come from closed sets (config and fixed texts), so each kind is
+// encoded once and then reused.
+func (p *Policy) appendDeny(b []byte, dn denial, o outcome, d Decision) []byte {
 	pd, ok := p.denials.Load(dn)
 	if !ok {
 		pd, _ = p.denials.LoadOrStore(dn, buildDenial(dn))
 	}
-	prep := pd.(*preparedDenial)
-	return &authv3.CheckResponse{
-		Status:          prep.status,
-		HttpResponse:    prep.response,
-		DynamicMetadata: p.metadata(o, d),
-	}
+	b = append(b, pd.([]byte)...)
+	return p.appendMetadata(b, o, d)
 }
 
-// preparedDenial is the shareable part of a deny CheckResponse.
-type preparedDenial struct {
-	status   *rpcstatus.Status
-	response *authv3.CheckResponse_DeniedResponse
-}
-
-func buildDenial(dn denial) *preparedDenial {
+// buildDenial encodes CheckResponse.status and denied_response for dn.
+func buildDenial(dn denial) []byte {
 	grpcCode := code.Code_UNAUTHENTICATED
 	switch dn.httpStatus {
 	case http.StatusForbidden:
@@ -182,6 +141,8 @@ func buildDenial(dn denial) *preparedDenial {
 		grpcCode = code.Code_UNAVAILABLE
 	case http.StatusInternalServerError:
 		grpcCode = code.Code_INTERNAL
+	case http.StatusBadRequest:
+		grpcCode = code.Code_INVALID_ARGUMENT
 	}
 	errCode := dn.code
 	if errCode == "" {
@@ -205,14 +166,18 @@ func buildDenial(dn denial) *preparedDenial {
 	if dn.httpStatus == http.StatusServiceUnavailable {
 		headers = append(headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "retry-after", Value: "5"}})
 	}
-	return &preparedDenial{
-		status: &rpcstatus.Status{Code: int32(grpcCode), Message: string(dn.reason)},
-		response: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&authv3.CheckResponse{
+		Status: &rpcstatus.Status{Code: int32(grpcCode), Message: string(dn.reason)},
+		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
 			Status:  &typev3.HttpStatus{Code: typev3.StatusCode(dn.httpStatus)},
 			Headers: headers,
 			Body:    string(body),
 		}},
+	})
+	if err != nil { // only for invalid UTF-8, which config validation and fixed texts exclude
+		panic("extauthz: encoding a denial: " + err.Error())
 	}
+	return b
 }
 
 // challenge formats WWW-Authenticate per RFC 6750 §3.
@@ -243,30 +208,40 @@ func quoteSafe(s string) string {
 	}, s)
 }
 
-// metadata is the dynamic metadata Envoy stores under envoy.filters.http.ext_authz, for
-// allow and deny alike, so access logs can say why. Every value but sub is prepared.
-func (p *Policy) metadata(o outcome, d Decision) *structpb.Struct {
-	fields := make(map[string]*structpb.Value, 6)
-	fields["decision"] = denyValue
+// appendMetadata appends the dynamic metadata Envoy stores under
+// envoy.filters.http.ext_authz, for allow and deny alike, so access logs can say why.
+// Every entry but sub is prepared.
+func (p *Policy) appendMetadata(b []byte, o outcome, d Decision) []byte {
+	decision := wireDecisionDeny
 	if d.Allowed {
-		fields["decision"] = allowValue
+		decision = wireDecisionAllow
 	}
-	if v := reasonValue[d.Reason]; v != nil {
-		fields["reason"] = v
-	} else {
-		fields["reason"] = structpb.NewStringValue(string(d.Reason))
+	reason := wireReasons[d.Reason]
+	if reason == nil {
+		reason = metadataEntry("reason", string(d.Reason))
 	}
+	var rule, provider, iss []byte
+	sub := 0
 	if o.rule != nil {
-		fields["rule"] = o.rule.nameValue
+		rule = o.rule.metadata
 	}
 	if o.provider != nil {
-		fields["provider"] = o.provider.nameValue
+		provider = o.provider.metadata
 	}
 	if o.token != nil {
-		fields["iss"] = o.token.provider.issuerValue
+		iss = o.token.provider.issuerMetadata
 		if d.Subject != "" {
-			fields["sub"] = structpb.NewStringValue(d.Subject)
+			sub = sizeMetadataEntry("sub", d.Subject)
 		}
 	}
-	return &structpb.Struct{Fields: fields}
+	b = appendMessageHeader(b, fieldRespMetadata, len(decision)+len(reason)+len(rule)+len(provider)+len(iss)+sub)
+	b = append(b, decision...)
+	b = append(b, reason...)
+	b = append(b, rule...)
+	b = append(b, provider...)
+	b = append(b, iss...)
+	if sub > 0 {
+		b = appendMetadataEntry(b, "sub", d.Subject)
+	}
+	return b
 }

@@ -217,7 +217,7 @@ func TestResponses(t *testing.T) {
 	}, {
 		name: "400 invalid_request",
 		req:  envoyRequest{path: "/api/items", rawHeader: true, headers: hdrs("authorization", "Bearer "+plain, "authorization", "Bearer "+plain)},
-		want: withMeta(denyWith(16, "multiple_tokens", typev3.StatusCode_BadRequest,
+		want: withMeta(denyWith(3, "multiple_tokens", typev3.StatusCode_BadRequest,
 			`{"error":"invalid_request","error_description":"more than one credential in the request","reason":"multiple_tokens"}`,
 			denied("www-authenticate", `Bearer realm="demo", error="invalid_request", error_description="more than one credential in the request"`)),
 			"decision", "deny", "reason", "multiple_tokens", "rule", "api"),

@@ -4,8 +4,6 @@ import (
 	"slices"
 	"strings"
 
-	"google.golang.org/protobuf/types/known/structpb"
-
 	"github.com/jwt-authz/jwt-authz/config"
 )
 
@@ -19,8 +17,8 @@ const (
 
 // rule is a compiled config.Rule.
 type rule struct {
-	name      string
-	nameValue *structpb.Value // the rule's name in dynamic metadata, prepared once
+	name     string
+	metadata []byte // the dynamic metadata entry rule = name, encoded once
 
 	hosts      []string // exact, lower case
 	hostSuffix []string // from "*.example.com": ".example.com"
@@ -47,14 +45,14 @@ type claimRequirement struct {
 
 func compileRule(r config.Rule, providers []*provider, byName map[string]*provider, claimPaths []string) *rule {
 	c := &rule{
-		name:      r.Name,
-		nameValue: structpb.NewStringValue(r.Name),
-		path:      r.Match.Path,
-		prefix:    strings.TrimSuffix(r.Match.PathPrefix, "/"),
-		methods:   r.Match.Methods,
-		ctxExt:    r.Match.ContextExtensions,
-		srcPrinc:  r.Match.SourcePrincipals,
-		dstPrinc:  r.Match.DestinationPrincipals,
+		name:     r.Name,
+		metadata: metadataEntry("rule", r.Name),
+		path:     r.Match.Path,
+		prefix:   strings.TrimSuffix(r.Match.PathPrefix, "/"),
+		methods:  r.Match.Methods,
+		ctxExt:   r.Match.ContextExtensions,
+		srcPrinc: r.Match.SourcePrincipals,
+		dstPrinc: r.Match.DestinationPrincipals,
 	}
 	if r.Match.PathPrefix == "/" {
 		c.prefix = "/"
@@ -126,7 +124,7 @@ func (c *rule) matchesNonHTTP(r *request) bool {
 
 func (c *rule) matchesPeers(r *request) bool {
 	for k, v := range c.ctxExt {
-		if got, ok := r.contextEx[k]; !ok || got != v {
+		if got, ok := r.contextExtension(k); !ok || got != v {
 			return false
 		}
 	}

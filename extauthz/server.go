@@ -12,6 +12,7 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/protobuf/proto"
 )
 
 // Server implements envoy.service.auth.v3.Authorization. The Policy it applies can be swapped
@@ -67,29 +68,51 @@ func (s *Server) SetPolicy(p *Policy) { s.policy.Store(p) }
 // Policy returns the Policy in force.
 func (s *Server) Policy() *Policy { return s.policy.Load() }
 
-// Check answers one ext_authz request. It returns a Go error never: a bad request or token
+// Check answers one ext_authz request given as a message, for callers that register the
+// Server with grpc-go's generated code. It never returns an error: a bad request or token
 // is a denial, and even a bug here is turned into a denial rather than a crash or an RPC
-// error that failure_mode_allow would let through.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, _ error) {
+// error that failure_mode_allow would let through. Register serves the same decisions
+// without decoding and re-encoding messages.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return checkMessage(req, func(dst, in []byte) []byte { return s.AppendCheck(dst, ctx, in) }), nil
+}
+
+// AppendCheck answers one serialized CheckRequest, appending the serialized CheckResponse
+// to dst, and logs and observes the decision. It never fails (see Check).
+func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []byte) {
 	start := time.Now()
+	p := s.policy.Load()
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic in Check; denying", "panic", v)
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError}
-			resp = s.policy.Load().denyResponse(denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
+			out = p.appendDeny(dst, denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
 				code: "server_error", desc: "internal error"}, outcome{}, d)
 			if s.observe != nil {
 				s.observe(d, time.Since(start))
 			}
 		}
 	}()
-	resp, d := s.policy.Load().Check(ctx, req, s.now())
+	out, d := p.AppendCheck(dst, ctx, in, s.now())
 	elapsed := time.Since(start)
 	if s.observe != nil {
 		s.observe(d, elapsed)
 	}
 	s.logDecision(ctx, d, elapsed)
-	return resp, nil
+	return out
+}
+
+// checkMessage runs a decision on the wire form of req and decodes the answer.
+func checkMessage(req *authv3.CheckRequest, appendCheck func(dst, in []byte) []byte) *authv3.CheckResponse {
+	in, err := proto.Marshal(req)
+	if err != nil { // a string that is not UTF-8: Envoy could not have sent it
+		in = []byte{0xff} // not a valid field tag, so it is denied as a malformed request
+	}
+	resp := new(authv3.CheckResponse)
+	if err := proto.Unmarshal(appendCheck(nil, in), resp); err != nil {
+		panic("extauthz: a CheckResponse we encoded does not decode: " + err.Error())
+	}
+	return resp
 }
 
 // logDecision writes one line per decision. It never sees the token.

@@ -89,8 +89,10 @@ func jwksServer(t *testing.T, kids ...string) (*httptest.Server, *atomic.Int64) 
 }
 
 // startServer runs the ext_authz gRPC service on 127.0.0.1:0 with keys fetched over HTTP
-// by keys.Set, and returns a client connected to it.
-func startServer(t *testing.T, opts Options) authv3.AuthorizationClient {
+// by keys.Set, and returns a client connected to it. The service is served as
+// cmd/jwt-authz serves it (Register, on the wire form), or with generated set through
+// grpc-go's generated code, for embedders.
+func startServer(t *testing.T, opts Options, generated bool) authv3.AuthorizationClient {
 	t.Helper()
 	jwks, _ := jwksServer(t, "rsa", "ec256", "ed")
 	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -123,8 +125,14 @@ func startServer(t *testing.T, opts Options) authv3.AuthorizationClient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(srv, NewServer(policy, opts))
+	var srv *grpc.Server
+	if generated {
+		srv = grpc.NewServer()
+		authv3.RegisterAuthorizationServer(srv, NewServer(policy, opts))
+	} else {
+		srv = grpc.NewServer(CodecOption())
+		NewServer(policy, opts).Register(srv)
+	}
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
 
@@ -171,7 +179,12 @@ func loadFixture(t testing.TB, name, token string) *authv3.CheckRequest {
 }
 
 func TestServerIntegration(t *testing.T) {
-	client := startServer(t, Options{Now: func() time.Time { return testNow }})
+	t.Run("wire", func(t *testing.T) { testServerIntegration(t, false) })
+	t.Run("generated", func(t *testing.T) { testServerIntegration(t, true) })
+}
+
+func testServerIntegration(t *testing.T, generated bool) {
+	client := startServer(t, Options{Now: func() time.Time { return testNow }}, generated)
 	scoped := func(_, c map[string]any) { c["scope"] = "openid admin" }
 	tests := []struct {
 		name    string
@@ -192,8 +205,8 @@ func TestServerIntegration(t *testing.T) {
 		{name: "expired", fixture: "get_orders.headers.json", token: sig.mint(t, "ES256", "ec256", func(_, c map[string]any) { c["exp"] = testNow.Unix() - 600 }), status: 401, code: 16, reason: ReasonExpired},
 		{name: "kid the JWKS does not have", fixture: "get_orders.headers.json", token: sig.mint(t, "ES256", "ec384", nil), status: 401, code: 16, reason: ReasonUnknownKey},
 		{name: "HS256 naming a JWKS key", fixture: "get_orders.headers.json", token: sig.mint(t, "HS256", "hs256", func(h, _ map[string]any) { h["kid"] = "rsa" }), status: 401, code: 16, reason: ReasonAlgorithm},
-		{name: "two authorization entries in header_map", fixture: "two_authorization.header_map.json", token: sig.mint(t, "ES256", "ec256", nil), status: 400, code: 16, reason: ReasonMultipleTokens},
-		{name: "authorization joined by Envoy", fixture: "joined_authorization.headers.json", token: sig.mint(t, "ES256", "ec256", nil), status: 400, code: 16, reason: ReasonMultipleTokens},
+		{name: "two authorization entries in header_map", fixture: "two_authorization.header_map.json", token: sig.mint(t, "ES256", "ec256", nil), status: 400, code: 3, reason: ReasonMultipleTokens},
+		{name: "authorization joined by Envoy", fixture: "joined_authorization.headers.json", token: sig.mint(t, "ES256", "ec256", nil), status: 400, code: 3, reason: ReasonMultipleTokens},
 		{name: "partner keys unavailable", fixture: "partner_down.headers.json", token: sig.mint(t, "ES256", "ec256", func(_, c map[string]any) { c["iss"] = "https://partner.example" }), status: 503, code: 14, reason: ReasonKeysUnavailable},
 		{name: "route without a rule", fixture: "unrouted.headers.json", token: sig.mint(t, "ES256", "ec256", nil), status: 403, code: 7, reason: ReasonNoRule},
 		{name: "TCP check", fixture: "tcp.json", status: 403, code: 7, reason: ReasonNonHTTPDeny},

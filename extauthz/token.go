@@ -12,6 +12,9 @@ type tokenSource struct {
 	kind   sourceKind
 	name   string // header name (lower case), cookie name or query parameter name
 	prefix string // header scheme, e.g. "Bearer"; empty for none
+	// removeWire keeps the credential from the upstream: the encoded headers_to_remove or
+	// query_parameters_to_remove entry for it (for a cookie, the whole cookie header).
+	removeWire string
 }
 
 type sourceKind uint8
@@ -25,11 +28,12 @@ const (
 func newTokenSource(s config.TokenSource) tokenSource {
 	switch {
 	case s.Cookie != "":
-		return tokenSource{kind: fromCookie, name: s.Cookie}
+		return tokenSource{kind: fromCookie, name: s.Cookie, removeWire: wireRemoveCookie}
 	case s.Query != "":
-		return tokenSource{kind: fromQuery, name: s.Query}
+		return tokenSource{kind: fromQuery, name: s.Query, removeWire: string(appendString(nil, fieldOKQueryToRemove, s.Query))}
 	default:
-		return tokenSource{kind: fromHeader, name: strings.ToLower(s.Header), prefix: s.Prefix}
+		name := strings.ToLower(s.Header)
+		return tokenSource{kind: fromHeader, name: name, prefix: s.Prefix, removeWire: string(appendString(nil, fieldOKHeadersToRemove, name))}
 	}
 }
 

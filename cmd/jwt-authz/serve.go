@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
@@ -80,6 +79,9 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		// Serve streams on long-lived workers: a fresh goroutine per call grows its stack
 		// again every time (runtime.newstack was about 8% of a cached Check's CPU).
 		grpc.NumStreamWorkers(uint32(runtime.GOMAXPROCS(0))),
+		// Check reads requests and writes answers as bytes (extauthz.Register); health and
+		// reflection keep the protobuf codec.
+		extauthz.CodecOption(),
 	}
 	if cfg.TLS != nil {
 		tc, err := newTLSConfig(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile), cfg.Path(cfg.TLS.ClientCAFile))
@@ -89,7 +91,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		opts = append(opts, grpc.Creds(credentials.NewTLS(tc)))
 	}
 	gs := grpc.NewServer(opts...)
-	authv3.RegisterAuthorizationServer(gs, a.authz)
+	a.authz.Register(gs)
 	healthpb.RegisterHealthServer(gs, a.health)
 	if *cfg.Reflection {
 		reflection.Register(gs)
