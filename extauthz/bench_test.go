@@ -2,6 +2,8 @@ package extauthz
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -58,5 +60,55 @@ rules:
 				out = s.AppendCheck(out[:0], ctx, in)
 			}
 		})
+	}
+}
+
+// BenchmarkCacheBytesPerToken reports the live heap one cached token costs (bytes/token,
+// after a GC), with claims shaped like bench/cmd/mint-tokens': the number the cache's
+// byte accounting (entryOverhead) is calibrated against.
+func BenchmarkCacheBytesPerToken(b *testing.B) {
+	const n = 20000
+	const cfg = `
+cache: {max_entries: 1000000}
+providers:
+- name: demo
+  issuer: https://issuer.example
+  audiences: [demo-api]
+  algorithms: [HS256]
+  keys: [{jwks_file: unused.json}]
+  claims_to_headers: {sub: x-jwt-sub}
+  forward_token: false
+rules:
+- name: api
+  match: {path_prefix: /api}
+  require: {}
+`
+	keys := map[string]KeySource{"demo": newFakeKeys("hs256")}
+	reqs := make([][]byte, n)
+	for i := range reqs {
+		tok := sig.mint(b, "HS256", "hs256", func(_, c map[string]any) {
+			c["sub"], c["scope"], c["jti"] = fmt.Sprintf("user-%07d", i), "read write", fmt.Sprintf("jti-%d", i)
+		})
+		reqs[i], _ = proto.Marshal(envoyRequest{headers: bearer(tok)}.proto())
+	}
+	for b.Loop() {
+		p := newPolicy(b, cfg, keys)
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		for _, in := range reqs {
+			if _, d := p.AppendCheck(nil, context.Background(), in, testNow); !d.Allowed {
+				b.Fatalf("decision %+v", d)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/token")
+		var accounted int64
+		for i := range p.cache.shards {
+			accounted += p.cache.shards[i].bytes
+		}
+		b.ReportMetric(float64(accounted)/n, "accounted/token")
+		runtime.KeepAlive(p)
 	}
 }
