@@ -10,8 +10,8 @@
 #   2. gRPC Check against jwt-authz and two floor servers, each alone on core 1, the load
 #      generator on core 0: saturation (closed loop) and a fixed rate (open loop);
 #   3. HTTP through one Envoy (--concurrency 1) whose listeners differ only in their filters:
-#      none, jwt_authn, ext_authz -> jwt-authz, ext_authz -> the no-op floor; Envoy and the
-#      ext_authz servers share core 1;
+#      none, jwt_authn, ext_authz -> jwt-authz (over TCP, and over a unix socket), ext_authz ->
+#      the no-op floor; Envoy and the ext_authz servers share core 1;
 #   4. jwt-authz's resident memory after 100k distinct tokens;
 #   5. CPU profiles of jwt-authz under the cached and uncached gRPC loads, and a heap profile.
 # Rounds interleave the targets, so a slow patch of the machine hits all of them alike.
@@ -168,12 +168,12 @@ go build -overlay "$W/overlay.json" -o "$BIN/jwt-authz-pprof" ./cmd/jwt-authz
 log "minting $POOL_TOKENS RS256 and $MEM_TOKENS ES256 tokens"
 "$BIN/mint-tokens" -dir "$W" -rs256 "$POOL_TOKENS" -es256 "$MEM_TOKENS" >&2
 
-# authz_config FILE CACHE_YAML: a jwt-authz config for the bench tokens.
+# authz_config FILE CACHE_YAML [GRPC_ADDRESS]: a jwt-authz config for the bench tokens.
 authz_config() {
 	cat >"$1" <<EOF
 # jwt-authz under benchmark (bench/run.sh). Decision logging of allows is sampled away so
 # the log does not dominate; the "serving" line tells run.sh the ports.
-grpc_address: 127.0.0.1:0
+grpc_address: ${3:-127.0.0.1:0}
 http_address: 127.0.0.1:0
 reflection: false
 log: {level: info, allow_sample_rate: 0}
@@ -196,6 +196,8 @@ EOF
 authz_config "$W/authz-cache.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}"
 authz_config "$W/authz-nocache.yaml" "{enabled: false}"
 authz_config "$W/authz-mem.yaml" "{enabled: true, max_entries: $MEM_CACHE_ENTRIES}"
+# The cached config again, its gRPC listener a unix socket (Envoy's side: a pipe address).
+authz_config "$W/authz-uds.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}" "unix://$W/authz.sock"
 
 # start_authz CONFIG [BINARY [CORE]]: jwt-authz on the server core (or CORE); sets AUTHZ_PID,
 # AUTHZ_GRPC, AUTHZ_HTTP once it reports ready.
@@ -235,7 +237,8 @@ grpc_load() {
 		log "WARNING: $name round $round had errors (recorded)"
 }
 
-# http_load NAME ROUND ADDR PIDS [http-load flags...]: the same for HTTP through Envoy.
+# http_load NAME ROUND ADDR PIDS [http-load flags...]: the same for HTTP through Envoy. PIDS
+# names Envoy's first, then the ext_authz server's: the report splits the CPU time that way.
 http_load() {
 	local name=$1 round=$2 addr=$3 pids=$4
 	shift 4
@@ -341,7 +344,7 @@ EOF
 }
 
 # grpc_cluster NAME ADDR: an HTTP/2 cluster for an ext_authz server, health-checked as the
-# README's snippet does.
+# README's snippet does. ADDR is host:port, or the absolute path of a unix socket.
 grpc_cluster() {
 	cat <<EOF
   - name: $1
@@ -355,7 +358,7 @@ grpc_cluster() {
       cluster_name: $1
       endpoints:
       - lb_endpoints:
-        - endpoint: {address: {socket_address: {address: ${2%:*}, port_value: ${2##*:}}}}
+        - endpoint: {address: $(endpoint_address "$2")}
     health_checks:
     - timeout: 1s
       interval: 5s
@@ -366,10 +369,20 @@ grpc_cluster() {
 EOF
 }
 
-# envoy_config AUTHZ_ADDR FLOOR_ADDR SPLIT_ADDR: the whole bootstrap, with the bench JWKS
+# endpoint_address ADDR: Envoy's Address for host:port, or a pipe for a unix socket's path.
+endpoint_address() {
+	if [[ $1 == /* ]]; then
+		echo "{pipe: {path: $1}}"
+	else
+		echo "{socket_address: {address: ${1%:*}, port_value: ${1##*:}}}"
+	fi
+}
+
+# envoy_config AUTHZ_ADDR FLOOR_ADDR SPLIT_ADDR UDS_PATH: the whole bootstrap, with the bench JWKS
 # inline for jwt_authn; a listener whose ext_authz calls the no-op floor server (the most any
 # ext_authz server could get out of this Envoy); and one whose ext_authz calls a jwt-authz
-# on the load generator's core (latency only: see phase_envoy).
+# on the load generator's core (latency only: see phase_envoy); and one whose ext_authz calls
+# a jwt-authz over a unix socket, on Envoy's core like the first.
 envoy_config() {
 	local jwt_authn
 	jwt_authn=$(cat <<EOF
@@ -389,7 +402,7 @@ envoy_config() {
 EOF
 	)
 	cat <<EOF
-# Envoy under benchmark (bench/run.sh): three listeners that differ only in their filters.
+# Envoy under benchmark (bench/run.sh): listeners that differ only in their filters.
 admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
@@ -399,10 +412,12 @@ $(listener jwt_authn "$jwt_authn")
 $(listener ext_authz "$(ext_authz_filter jwt_authz)")
 $(listener ext_authz_floor "$(ext_authz_filter floor)")
 $(listener ext_authz_split "$(ext_authz_filter jwt_authz_split)")
+$(listener ext_authz_uds "$(ext_authz_filter jwt_authz_uds)")
   clusters:
 $(grpc_cluster jwt_authz "$1")
 $(grpc_cluster floor "$2")
 $(grpc_cluster jwt_authz_split "$3")
+$(grpc_cluster jwt_authz_uds "$4")
 EOF
 }
 
@@ -417,7 +432,7 @@ for l in json.load(sys.stdin)["listener_statuses"]:
 
 phase_envoy() {
 	log "3/5 Envoy: none, jwt_authn, ext_authz -> jwt-authz"
-	local authz_pid authz floor_pid split_pid envoy_pid admin none jwtn extz extf exts token l code round rate
+	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu token l code round rate
 	start_authz "$W/authz-cache.yaml"
 	authz_pid=$AUTHZ_PID authz=$AUTHZ_GRPC
 	start_floor noop
@@ -426,8 +441,11 @@ phase_envoy() {
 	# it would if jwt-authz ran elsewhere. Used at the fixed rate only, where the load
 	# generator leaves most of core 0 idle; at saturation it would starve jwt-authz.
 	start_authz "$W/authz-cache.yaml" "$BIN/jwt-authz" "$LOAD_CORE"
-	split_pid=$AUTHZ_PID
-	envoy_config "$authz" "$FLOOR_ADDR" "$AUTHZ_GRPC" >"$W/envoy.yaml"
+	split_pid=$AUTHZ_PID split=$AUTHZ_GRPC
+	# A third, on Envoy's core like the first, serving gRPC on a unix socket.
+	start_authz "$W/authz-uds.yaml"
+	uds_pid=$AUTHZ_PID uds=$W/authz.sock
+	envoy_config "$authz" "$FLOOR_ADDR" "$split" "$uds" >"$W/envoy.yaml"
 	bg "$W/envoy.log" taskset -c $SERVER_CORE "$ENVOY_BIN" -c "$W/envoy.yaml" --concurrency 1 \
 		--disable-hot-restart --log-level warn --admin-address-path "$W/envoy-admin.txt"
 	envoy_pid=$BG_PID
@@ -435,7 +453,7 @@ phase_envoy() {
 	admin=$(cat "$W/envoy-admin.txt")
 	wait_for "Envoy to be live" 30 sh -c "curl -fsS http://$admin/ready | grep -q LIVE" ||
 		{ cat "$W/envoy.log" >&2; return 1; }
-	for l in "jwt_authz::$authz" "floor::$FLOOR_ADDR" "jwt_authz_split::$AUTHZ_GRPC"; do
+	for l in "jwt_authz::$authz" "floor::$FLOOR_ADDR" "jwt_authz_split::$split" "jwt_authz_uds::$uds"; do
 		wait_for "Envoy cluster ${l%%::*} to be healthy" 30 sh -c \
 			"curl -fsS http://$admin/clusters | grep -q '$l::health_flags::healthy'" ||
 			{ curl -s "http://$admin/clusters" >&2; return 1; }
@@ -445,14 +463,15 @@ phase_envoy() {
 	extz=127.0.0.1:$(listener_port "$admin" ext_authz)
 	extf=127.0.0.1:$(listener_port "$admin" ext_authz_floor)
 	exts=127.0.0.1:$(listener_port "$admin" ext_authz_split)
+	extu=127.0.0.1:$(listener_port "$admin" ext_authz_uds)
 
 	# The filters must really be in the way: no token -> 401, a token -> 200.
 	token=$(head -1 "$W/rs256.tokens")
-	for l in "$jwtn" "$extz"; do
+	for l in "$jwtn" "$extz" "$extu"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' "http://$l/api/orders")
 		[[ $code == 401 ]] || { log "sanity: $l without a token answered $code, want 401"; return 1; }
 	done
-	for l in "$none" "$jwtn" "$extz" "$extf" "$exts"; do
+	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" "http://$l/api/orders")
 		[[ $code == 200 ]] || { log "sanity: $l with a token answered $code, want 200"; return 1; }
 	done
@@ -463,6 +482,7 @@ phase_envoy() {
 			http_load none "$round" "$none" "$envoy_pid" -rate "$rate"
 			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
 			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"
+			http_load ext_authz-uds "$round" "$extu" "$envoy_pid,$uds_pid" -rate "$rate"
 			http_load ext_authz-floor "$round" "$extf" "$envoy_pid,$floor_pid" -rate "$rate"
 			http_load jwt_authn-distinct "$round" "$jwtn" "$envoy_pid" -distinct -rate "$rate"
 			http_load ext_authz-distinct "$round" "$extz" "$envoy_pid,$authz_pid" -distinct -rate "$rate"
@@ -475,6 +495,7 @@ phase_envoy() {
 	stop "$envoy_pid"
 	stop "$floor_pid"
 	stop "$split_pid"
+	stop "$uds_pid"
 	stop "$authz_pid"
 }
 

@@ -36,7 +36,7 @@ type Options struct {
 	// sent, even before Duration.
 	MaxRequests uint64
 	// ServerPIDs, when set, are the processes serving the requests: the Result then says
-	// how much CPU they used during the window (Linux /proc).
+	// how much CPU they used during the window (Linux /proc), together and each apart.
 	ServerPIDs []int
 }
 
@@ -86,7 +86,7 @@ func Run(ctx context.Context, opts Options, call Call) (Result, error) {
 		res = runClosed(ctx, opts, call, &w)
 	}
 	if w.pids != nil {
-		res.Server = usage(w.before, w.after, w.end.Sub(w.start), res.Requests)
+		res.Server = usage(w.pids, w.before, w.after, w.end.Sub(w.start), res.Requests)
 	}
 	return res, nil
 }
@@ -95,7 +95,7 @@ func Run(ctx context.Context, opts Options, call Call) (Result, error) {
 type window struct {
 	pids          []int
 	start, end    time.Time
-	before, after procTimes
+	before, after []procTimes
 }
 
 func (w *window) open() {

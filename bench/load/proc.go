@@ -20,33 +20,55 @@ type Usage struct {
 	// WaitShare is the time their threads spent runnable but waiting for a CPU, over the
 	// window's length: what other processes on the same core cost them.
 	WaitShare float64 `json:"wait_share"`
+	// Processes is the same for each server process, in the order of Options.ServerPIDs,
+	// so that a run through Envoy can tell Envoy's share from its ext_authz server's.
+	Processes []ProcessUsage `json:"processes,omitempty"`
 }
 
-// procTimes is a reading of the CPU and run-queue wait times of a set of processes.
-type procTimes struct{ cpu, wait time.Duration }
+// ProcessUsage is what one server process consumed during a measured window.
+type ProcessUsage struct {
+	PID int `json:"pid"`
+	// Comm is the process's command name from /proc/PID/stat ("envoy", "jwt-authz").
+	Comm            string  `json:"comm"`
+	CPUPerRequestUS float64 `json:"cpu_per_request_us"`
+	CPUShare        float64 `json:"cpu_share"`
+	WaitShare       float64 `json:"wait_share"`
+}
+
+// procTimes is a reading of the CPU and run-queue wait times of one process.
+type procTimes struct {
+	comm      string
+	cpu, wait time.Duration
+}
 
 // clockTick is the unit of utime and stime in /proc/PID/stat (USER_HZ, 100 on Linux).
 const clockTick = 10 * time.Millisecond
 
-// readProcTimes sums, over pids, utime+stime from /proc/PID/stat and the run-queue wait of
-// every thread from /proc/PID/task/TID/schedstat.
-func readProcTimes(pids []int) (procTimes, error) {
-	var t procTimes
-	for _, pid := range pids {
+// readProcTimes reads, for each of pids, utime+stime from /proc/PID/stat and the run-queue
+// wait of every thread from /proc/PID/task/TID/schedstat.
+func readProcTimes(pids []int) ([]procTimes, error) {
+	ts := make([]procTimes, len(pids))
+	for i, pid := range pids {
+		t := &ts[i]
 		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 		if err != nil {
-			return t, err
+			return ts, err
 		}
 		// The command name is parenthesised and may hold spaces: count fields after it.
 		s := string(data)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		open, end := strings.IndexByte(s, '('), strings.LastIndexByte(s, ')')
+		if open < 0 || end < open {
+			return ts, fmt.Errorf("/proc/%d/stat: no command name", pid)
+		}
+		t.comm = s[open+1 : end]
+		f := strings.Fields(s[end+1:])
 		if len(f) < 13 {
-			return t, fmt.Errorf("/proc/%d/stat: too few fields", pid)
+			return ts, fmt.Errorf("/proc/%d/stat: too few fields", pid)
 		}
 		for _, v := range f[11:13] { // utime, stime: fields 14 and 15 of the whole line
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil {
-				return t, fmt.Errorf("/proc/%d/stat: %w", pid, err)
+				return ts, fmt.Errorf("/proc/%d/stat: %w", pid, err)
 			}
 			t.cpu += time.Duration(n) * clockTick
 		}
@@ -64,7 +86,7 @@ func readProcTimes(pids []int) (procTimes, error) {
 			}
 		}
 	}
-	return t, nil
+	return ts, nil
 }
 
 // ParsePIDs parses a comma-separated list of process ids; "" is none.
@@ -83,17 +105,36 @@ func ParsePIDs(s string) ([]int, error) {
 	return pids, nil
 }
 
-// usage turns two readings around a window into a Usage.
-func usage(before, after procTimes, window time.Duration, requests int) *Usage {
+// usage turns two readings of pids around a window into a Usage: their sum, and each apart.
+// A process whose reading failed at either edge counts for nothing.
+func usage(pids []int, before, after []procTimes, window time.Duration, requests int) *Usage {
 	if window <= 0 {
 		return nil
 	}
-	u := &Usage{
-		CPUShare:  float64(after.cpu-before.cpu) / float64(window),
-		WaitShare: float64(after.wait-before.wait) / float64(window),
+	u := &Usage{}
+	var cpu, wait time.Duration
+	for i, pid := range pids {
+		var b, a procTimes
+		if i < len(before) && i < len(after) {
+			b, a = before[i], after[i]
+		}
+		p := ProcessUsage{PID: pid, Comm: a.comm}
+		p.CPUShare, p.WaitShare, p.CPUPerRequestUS = shares(a.cpu-b.cpu, a.wait-b.wait, window, requests)
+		u.Processes = append(u.Processes, p)
+		cpu += a.cpu - b.cpu
+		wait += a.wait - b.wait
 	}
-	if requests > 0 {
-		u.CPUPerRequestUS = float64(after.cpu-before.cpu) / float64(time.Microsecond) / float64(requests)
-	}
+	u.CPUShare, u.WaitShare, u.CPUPerRequestUS = shares(cpu, wait, window, requests)
 	return u
+}
+
+// shares is CPU and wait time over the window's length, and CPU µs per request (0 without
+// requests).
+func shares(cpu, wait, window time.Duration, requests int) (cpuShare, waitShare, perRequestUS float64) {
+	cpuShare = float64(cpu) / float64(window)
+	waitShare = float64(wait) / float64(window)
+	if requests > 0 {
+		perRequestUS = float64(cpu) / float64(time.Microsecond) / float64(requests)
+	}
+	return cpuShare, waitShare, perRequestUS
 }

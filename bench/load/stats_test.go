@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 func TestPercentile(t *testing.T) {
@@ -77,12 +78,32 @@ func TestSummarize(t *testing.T) {
 }
 
 func TestUsage(t *testing.T) {
-	before := procTimes{cpu: 1 * time.Second, wait: 100 * time.Millisecond}
-	after := procTimes{cpu: 1500 * time.Millisecond, wait: 350 * time.Millisecond}
-	got := usage(before, after, time.Second, 10000)
-	want := &Usage{CPUPerRequestUS: 50, CPUShare: 0.5, WaitShare: 0.25}
+	before := []procTimes{{comm: "jwt-authz", cpu: 1 * time.Second, wait: 100 * time.Millisecond}}
+	after := []procTimes{{comm: "jwt-authz", cpu: 1500 * time.Millisecond, wait: 350 * time.Millisecond}}
+	got := usage([]int{10}, before, after, time.Second, 10000)
+	want := &Usage{CPUPerRequestUS: 50, CPUShare: 0.5, WaitShare: 0.25,
+		Processes: []ProcessUsage{{PID: 10, Comm: "jwt-authz", CPUPerRequestUS: 50, CPUShare: 0.5, WaitShare: 0.25}}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("usage(1s cpu -> 1.5s, 10000 requests in 1s) mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestUsageSplitsProcesses(t *testing.T) {
+	before := []procTimes{{comm: "envoy", cpu: 1 * time.Second}, {comm: "jwt-authz", cpu: 2 * time.Second}}
+	after := []procTimes{
+		{comm: "envoy", cpu: 1300 * time.Millisecond, wait: 100 * time.Millisecond},
+		{comm: "jwt-authz", cpu: 2100 * time.Millisecond},
+	}
+	got := usage([]int{10, 20}, before, after, time.Second, 1000)
+	want := &Usage{
+		CPUPerRequestUS: 400, CPUShare: 0.4, WaitShare: 0.1,
+		Processes: []ProcessUsage{
+			{PID: 10, Comm: "envoy", CPUPerRequestUS: 300, CPUShare: 0.3, WaitShare: 0.1},
+			{PID: 20, Comm: "jwt-authz", CPUPerRequestUS: 100, CPUShare: 0.1},
+		},
+	}
+	if diff := cmp.Diff(want, got, cmpopts.EquateApprox(0, 1e-9)); diff != "" {
+		t.Errorf("usage(envoy +300ms, jwt-authz +100ms, 1000 requests in 1s) mismatch (-want +got):\n%s", diff)
 	}
 }
 
@@ -94,7 +115,7 @@ func TestReadProcTimesSelf(t *testing.T) {
 	if err != nil {
 		t.Fatalf("readProcTimes(self): %v", err)
 	}
-	if pt.cpu < 0 || pt.wait < 0 {
-		t.Errorf("readProcTimes(self) = %+v, want non-negative times", pt)
+	if len(pt) != 1 || pt[0].cpu < 0 || pt[0].wait < 0 || pt[0].comm == "" {
+		t.Errorf("readProcTimes(self) = %+v, want one reading with a command name and non-negative times", pt)
 	}
 }

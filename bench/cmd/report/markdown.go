@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -214,14 +215,22 @@ func (r *report) loadTable(m *md, section string, names []string, mode string) {
 		}
 		tokens := s.recs()[0].Tokens
 		row = append(row, count(float64(tokens)), micros(s.median(p50)), micros(s.median(p90)), micros(s.median(p99)),
-			micros1(s.median(cpuPerRequest)), percent(s.median(cpuShare)), percent(s.median(waitShare)), fmt.Sprint(errs+late))
+			micros1(s.median(cpuPerRequest)))
+		if section == "envoy" {
+			row = append(row, micros1(s.median(envoyCPUPerRequest)), micros1(s.median(authzCPUPerRequest)))
+		}
+		row = append(row, percent(s.median(cpuShare)), percent(s.median(waitShare)), fmt.Sprint(errs+late))
 		rows = append(rows, row)
 	}
 	header := []string{"target", "rps (median)"}
 	if mode == "closed" {
 		header = append(header, "rps per round")
 	}
-	header = append(header, "distinct tokens", "p50", "p90", "p99", "server CPU µs / request", "server CPU (1 core = 100%)", "waited for a CPU", "errors")
+	header = append(header, "distinct tokens", "p50", "p90", "p99", "server CPU µs / request")
+	if section == "envoy" {
+		header = append(header, "of which Envoy", "of which the ext_authz server")
+	}
+	header = append(header, "server CPU (1 core = 100%)", "waited for a CPU", "errors")
 	m.table(header, rows)
 }
 
@@ -276,12 +285,14 @@ func (r *report) envoySection(m *md) {
 	f := r.facts
 	m.p("## 3. Through Envoy")
 	m.p("")
-	m.p("One Envoy %s (`--concurrency 1`) with four listeners that differ only in their HTTP filters, each "+
+	m.p("One Envoy %s (`--concurrency 1`) with six listeners that differ only in their HTTP filters, each "+
 		"with a `direct_response` route so no upstream is involved:", f["envoy_version"])
 	m.p("")
 	m.p("- **no authorization**: router only;")
 	m.p("- **jwt_authn**: Envoy's in-process JWT filter, the same JWKS inline (`local_jwks`), the same issuer and audience, `claim_to_headers` sub → `x-jwt-sub`, and its JWT cache on (`jwt_cache_config: {jwt_cache_size: %s}`) so that both sides may cache;", f["cache_entries"])
 	m.p("- **ext_authz → jwt-authz**: the filter and cluster of the README's Envoy snippet (gRPC, HTTP/2, `timeout: 1s`, `failure_mode_allow: false`, `validate_mutations: true`, gRPC health checks), to the jwt-authz of section 2 with its cache on;")
+	m.p("- **ext_authz → jwt-authz over a unix socket**: the same filter and cluster, the cluster's endpoint a `pipe` address, to a second " +
+		"jwt-authz with the same config but `grpc_address: unix:///…/authz.sock`, also on core 1 with `GOMAXPROCS=1`: what the loopback TCP stack costs the pair;")
 	m.p("- **ext_authz → floor no-op server**: the same filter and cluster, to the no-op floor of section 2 (also on core 1). " +
 		"No ext_authz server can do better than this on the same core: it is Envoy's own cost of an ext_authz call plus the gRPC transport floor;")
 	m.p("- **ext_authz → jwt-authz on the other core**: the same again, to a second jwt-authz pinned to core 0 beside the load generator, " +
@@ -293,19 +304,23 @@ func (r *report) envoySection(m *md) {
 		"authorization stack gets exactly one core, the same one core Envoy + jwt_authn gets: the " +
 		"comparison is per core of server, which is what a deployment pays for. (Giving jwt-authz a core of " +
 		"its own would double its budget and flatter it.) Before loading, one request without a token must " +
-		"get 401 from both authenticating listeners and one with a token must get 200, or the run stops.")
+		"get 401 from every authenticating listener and one with a token must get 200, or the run stops.")
 	m.p("")
 	m.p("The one-token runs send the same token every time (jwt-authz's cache and jwt_authn's JWT cache both hit); "+
 		"the distinct-token runs cycle through %s tokens, more than either cache holds, so both verify every request.", f["pool_tokens"])
 	m.p("")
-	m.p("The CPU columns add up Envoy's and the ext_authz server's CPU time. Where both share core 1, each request " +
-		"passes from Envoy to the server and back, so one of them is usually runnable while the other runs: their " +
+	m.p("%s", "\"Server CPU µs / request\" adds up Envoy's and the ext_authz server's CPU time; the next two columns split it "+
+		"(\"of which Envoy\" includes Envoy's side of every ext_authz call: the filter, its gRPC client, HTTP/2 and the socket). "+
+		"The share columns are of both together. Where both share core 1, each request "+
+		"passes from Envoy to the server and back, so one of them is usually runnable while the other runs: their "+
 		"\"waited for a CPU\" approaches 100% at saturation by construction, and is not a sign of outside load there.")
 	m.p("")
 	m.p("### At saturation (closed loop, %s keep-alive connections)", f["http_conns"])
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "closed")
 	r.ratioLine(m, "envoy", "ext_authz", "jwt_authn")
+	r.ratioLine(m, "envoy", "ext_authz-uds", "jwt_authn")
+	r.ratioLine(m, "envoy", "ext_authz-uds", "ext_authz")
 	r.ratioLine(m, "envoy", "ext_authz-floor", "jwt_authn")
 	r.ratioLine(m, "envoy", "ext_authz", "ext_authz-floor")
 	r.ratioLine(m, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
@@ -316,7 +331,7 @@ func (r *report) envoySection(m *md) {
 	m.p("### At a fixed rate (open loop, %s requests/s)", f["rate_http"])
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "open")
-	for _, n := range []string{"jwt_authn", "ext_authz", "ext_authz-floor", "ext_authz-split", "jwt_authn-distinct", "ext_authz-distinct"} {
+	for _, n := range []string{"jwt_authn", "ext_authz", "ext_authz-uds", "ext_authz-floor", "ext_authz-split", "jwt_authn-distinct", "ext_authz-distinct"} {
 		d, rounds := perRound(r.get("envoy", n, "open"), r.get("envoy", "none", "open"), p50Diff)
 		if len(rounds) > 0 {
 			m.p("- added p50 over no authorization, %s: **%+.3f ms**", labels[n], d/1000)
@@ -414,6 +429,15 @@ func stripProfileHeader(s string) string {
 	return strings.Join(out, "\n")
 }
 
+// inEnvoy is f of rec in the Envoy section, where the first server process is Envoy, and NaN
+// elsewhere.
+func inEnvoy(section string, f func(load.Record) float64, rec load.Record) float64 {
+	if section != "envoy" {
+		return math.NaN()
+	}
+	return f(rec)
+}
+
 // What varies between runs of a command, replaced so the list shows each command once.
 var (
 	roundFlag = regexp.MustCompile(`-round \d+`)
@@ -435,11 +459,11 @@ func (r *report) appendix(m *md) {
 		for _, rec := range r.series[k].recs() {
 			rows = append(rows, []string{k[0], k[1], k[2], fmt.Sprint(rec.Round), count(rec.RPS),
 				micros(rec.Latency.P50US), micros(rec.Latency.P90US), micros(rec.Latency.P99US),
-				micros1(cpuPerRequest(rec)), percent(cpuShare(rec)), percent(waitShare(rec)),
-				fmt.Sprint(rec.Errors + rec.Late)})
+				micros1(cpuPerRequest(rec)), micros1(inEnvoy(k[0], envoyCPUPerRequest, rec)), micros1(inEnvoy(k[0], authzCPUPerRequest, rec)),
+				percent(cpuShare(rec)), percent(waitShare(rec)), fmt.Sprint(rec.Errors + rec.Late)})
 		}
 	}
-	m.table([]string{"section", "run", "mode", "round", "rps", "p50", "p90", "p99", "server CPU µs / request", "server CPU", "waited", "errors"}, rows)
+	m.table([]string{"section", "run", "mode", "round", "rps", "p50", "p90", "p99", "server CPU µs / request", "Envoy", "ext_authz server", "server CPU", "waited", "errors"}, rows)
 	m.p("</details>\n")
 	if data, err := os.ReadFile(filepath.Join(r.dir, "commands.txt")); err == nil {
 		seen := map[string]bool{}

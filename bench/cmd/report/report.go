@@ -14,7 +14,7 @@ import (
 // report calls them.
 var (
 	grpcRuns  = []string{"floor-noop", "authz-cached", "floor-rs256", "authz-nocache", "authz-distinct"}
-	envoyRuns = []string{"none", "jwt_authn", "ext_authz", "ext_authz-floor", "jwt_authn-distinct", "ext_authz-distinct", "ext_authz-split"}
+	envoyRuns = []string{"none", "jwt_authn", "ext_authz", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "ext_authz-distinct", "ext_authz-split"}
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
@@ -24,6 +24,7 @@ var (
 		"none":               "Envoy, no authorization",
 		"jwt_authn":          "Envoy + jwt_authn, one token",
 		"ext_authz":          "Envoy + ext_authz → jwt-authz, one token",
+		"ext_authz-uds":      "Envoy + ext_authz → jwt-authz over a unix socket, one token",
 		"ext_authz-floor":    "Envoy + ext_authz → floor no-op server",
 		"ext_authz-split":    "Envoy + ext_authz → jwt-authz on the other core, one token",
 		"jwt_authn-distinct": "Envoy + jwt_authn, distinct tokens (all misses)",
@@ -110,6 +111,28 @@ func cpuPerRequest(r load.Record) float64 {
 // request over a's.
 func cpuRatio(a, b load.Record) float64 { return cpuPerRequest(b) / cpuPerRequest(a) }
 
+// envoyCPUPerRequest is Envoy's own CPU µs per request in a run through Envoy: bench/run.sh
+// names Envoy's pid first in -server-pids. NaN when not recorded.
+func envoyCPUPerRequest(r load.Record) float64 {
+	if r.Server == nil || len(r.Server.Processes) == 0 {
+		return math.NaN()
+	}
+	return r.Server.Processes[0].CPUPerRequestUS
+}
+
+// authzCPUPerRequest is the ext_authz server's CPU µs per request in a run through Envoy:
+// the processes after Envoy's. NaN without one (no ext_authz filter) or when not recorded.
+func authzCPUPerRequest(r load.Record) float64 {
+	if r.Server == nil || len(r.Server.Processes) < 2 {
+		return math.NaN()
+	}
+	var us float64
+	for _, p := range r.Server.Processes[1:] {
+		us += p.CPUPerRequestUS
+	}
+	return us
+}
+
 func cpuShare(r load.Record) float64 {
 	if r.Server == nil {
 		return math.NaN()
@@ -188,6 +211,7 @@ func (r *report) targets() []target {
 	ratio("uncached RS256 Check (cache off) vs the RS256 floor", verifyRatio, "grpc", "authz-nocache", "floor-rs256")
 	ratio("uncached RS256 Check (distinct tokens, cache on) vs the RS256 floor", verifyRatio, "grpc", "authz-distinct", "floor-rs256")
 	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, one token (saturation)", envoyRatio, "envoy", "ext_authz", "jwt_authn")
+	ratio("Envoy + jwt-authz over a unix socket vs Envoy + jwt_authn, one token (saturation)", envoyRatio, "envoy", "ext_authz-uds", "jwt_authn")
 	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, distinct tokens (saturation)", envoyRatio, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
 
 	added := func(what, name string) {
@@ -203,6 +227,7 @@ func (r *report) targets() []target {
 	}
 	added(fmt.Sprintf("added p50 latency of Envoy + jwt-authz over no authorization, at %s rps, sharing Envoy's core", r.facts["rate_http"]), "ext_authz")
 	added("the same with jwt-authz on the other core (beside the load generator)", "ext_authz-split")
+	added(fmt.Sprintf("added p50 latency of Envoy + jwt-authz over a unix socket over no authorization, at %s rps, sharing Envoy's core", r.facts["rate_http"]), "ext_authz-uds")
 
 	mem := r.get("memory", "cached-100k", "closed")
 	t := target{what: "resident memory (VmRSS) with 100k distinct tokens cached", want: "≤ 64 MiB", known: mem != nil}
