@@ -531,9 +531,9 @@ cpu_profile() {
 	go tool pprof -top -nodecount=15 "$bin" "$W/profile-$name.pprof" >"$W/profile-$name-flat.txt" 2>/dev/null
 	go tool pprof -top -cum -nodecount=15 "$bin" "$W/profile-$name.pprof" >"$W/profile-$name-cum.txt" 2>/dev/null
 	# Only the samples inside jwt-authz's Server.Check (gRPC's frames dominate the plain lists).
-	go tool pprof -top -cum -nodecount=15 -focus='extauthz\.\(\*Server\)\.Check' "$bin" \
+	go tool pprof -top -cum -nodecount=15 -focus='extauthz\.\(\*Server\)\.AppendCheck' "$bin" \
 		"$W/profile-$name.pprof" >"$W/profile-$name-own.txt" 2>/dev/null || true
-	echo "go tool pprof -top [-cum] [-focus='extauthz\.\(\*Server\)\.Check'] -nodecount=15 \$W/bin/${bin##*/} \$W/profile-$name.pprof" >>"$W/commands.txt"
+	echo "go tool pprof -top [-cum] [-focus='extauthz\.\(\*Server\)\.AppendCheck'] -nodecount=15 \$W/bin/${bin##*/} \$W/profile-$name.pprof" >>"$W/commands.txt"
 }
 
 authz_profile() { # NAME CONFIG

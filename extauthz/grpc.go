@@ -44,14 +44,19 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 		return nil, err
 	}
 	s := srv.(*Server)
-	check := func(ctx context.Context, req any) (any, error) {
-		// 512 bytes hold a typical answer: the status, a few headers, the metadata.
-		return &wireMessage{b: s.AppendCheck(make([]byte, 0, 512), ctx, req.(*wireMessage).b)}, nil
-	}
 	if interceptor == nil {
-		return check(ctx, in)
+		return s.answer(ctx, in), nil
 	}
-	return interceptor(ctx, in, &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}, check)
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: authv3.Authorization_Check_FullMethodName}
+	return interceptor(ctx, in, info, func(ctx context.Context, req any) (any, error) {
+		return s.answer(ctx, req.(*wireMessage)), nil
+	})
+}
+
+// answer is the serialized CheckResponse to a serialized CheckRequest.
+func (s *Server) answer(ctx context.Context, in *wireMessage) *wireMessage {
+	// 512 bytes hold a typical answer: the status, a few headers, the metadata.
+	return &wireMessage{b: s.AppendCheck(make([]byte, 0, 512), ctx, in.b)}
 }
 
 type codec struct{}

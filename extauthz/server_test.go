@@ -380,3 +380,32 @@ func TestServerSetPolicy(t *testing.T) {
 		t.Errorf("Check() after SetPolicy(deny-all) = %v, want deny", resp)
 	}
 }
+
+// TestRegisterRunsInterceptors: a unary interceptor installed on the gRPC server sees the
+// Check calls Register serves, as it would with the generated registration.
+func TestRegisterRunsInterceptors(t *testing.T) {
+	var calls atomic.Int32
+	count := func(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+		if info.FullMethod == authv3.Authorization_Check_FullMethodName {
+			calls.Add(1)
+		}
+		return h(ctx, req)
+	}
+	srv := grpc.NewServer(CodecOption(), grpc.UnaryInterceptor(count))
+	NewServer(newPolicy(t, "default_action: allow\n", nil), Options{}).Register(srv)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Serve(lis)
+	t.Cleanup(srv.Stop)
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	resp, err := authv3.NewAuthorizationClient(conn).Check(t.Context(), envoyRequest{}.proto())
+	if err != nil || resp.GetOkResponse() == nil || calls.Load() != 1 {
+		t.Fatalf("Check = %v, %v after %d interceptor calls; want an allow after 1", resp, err, calls.Load())
+	}
+}

@@ -173,7 +173,8 @@ func (r *report) machine(m *md) {
 func (r *report) goBenchSection(m *md) {
 	m.p("## 1. In process: `go test -bench`")
 	m.p("")
-	m.p("`Server.Check` called directly, no gRPC: what jwt-authz itself costs per decision. Median of %s run(s), "+
+	m.p("`Server.AppendCheck` called directly on a serialized CheckRequest, no gRPC transport: what jwt-authz "+
+		"itself costs per decision, from the request's bytes to the encoded answer. Median of %s run(s), "+
 		"pinned to core 1 with `-cpu 1`:", r.facts["bench_count"])
 	m.p("")
 	m.p("```sh\n%s\n```", r.facts["gobench_cmd"])
@@ -365,9 +366,11 @@ func (r *report) memorySection(m *md) {
 			count(s.median(extra("cache_entries")))})
 	}
 	m.table([]string{"state", "requests sent", "VmRSS", "VmHWM", "Go heap in use", "cache entries"}, rows)
-	m.p("VmRSS is what the kernel charges the process, including the Go heap's headroom: with the default " +
-		"`GOGC=100` the heap may grow to about twice its live data before a collection, and freed pages go back " +
-		"to the kernel only gradually. The heap profile in section 5, taken after a GC, shows the live part.")
+	m.p("VmRSS is what the kernel charges the process, including the Go heap's headroom and the binary's own " +
+		"pages. jwt-authz paces its collector (`internal/gctune`): the next collection comes at max(24 MiB, " +
+		"1.25 × the live heap), so a small heap is collected rarely and a full cache keeps little headroom " +
+		"(with the default `GOGC=100` it would be about twice the live heap). The heap profile in section 5, " +
+		"taken after a GC, shows the live part.")
 	m.p("")
 	idle, full := r.get("memory", "idle", "closed"), r.get("memory", "cached-100k", "closed")
 	if idle != nil && full != nil {
@@ -386,12 +389,12 @@ func (r *report) memorySection(m *md) {
 var profileFiles = []struct{ file, title string }{
 	{"profile-cached-cum.txt", "cached (one token): top 15 by cumulative time"},
 	{"profile-cached-flat.txt", "cached (one token): top 15 by flat time"},
-	{"profile-cached-own.txt", "cached (one token): inside Server.Check only, top 15 by cumulative time"},
+	{"profile-cached-own.txt", "cached (one token): inside Server.AppendCheck only, top 15 by cumulative time"},
 	{"profile-floor-noop-cum.txt", "for comparison, the no-op floor server: top 15 by cumulative time"},
 	{"profile-floor-noop-flat.txt", "for comparison, the no-op floor server: top 15 by flat time"},
 	{"profile-uncached-cum.txt", "uncached (RS256, cache off): top 15 by cumulative time"},
 	{"profile-uncached-flat.txt", "uncached (RS256, cache off): top 15 by flat time"},
-	{"profile-uncached-own.txt", "uncached (RS256, cache off): inside Server.Check only, top 15 by cumulative time"},
+	{"profile-uncached-own.txt", "uncached (RS256, cache off): inside Server.AppendCheck only, top 15 by cumulative time"},
 	{"profile-heap-inuse.txt", "heap in use after the heap-profile tokens: top 15 by inuse_space"},
 }
 

@@ -214,6 +214,20 @@ func (r *report) targets() []target {
 	ratio("Envoy + jwt-authz over a unix socket vs Envoy + jwt_authn, one token (saturation)", envoyRatio, "envoy", "ext_authz-uds", "jwt_authn")
 	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, distinct tokens (saturation)", envoyRatio, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
 
+	// The ceiling of any ext_authz server: Envoy's own CPU per request when it calls one
+	// (the no-op floor) against what Envoy + jwt_authn spends in all. It is the throughput
+	// ratio Envoy would reach if the server cost nothing and ran on another machine.
+	sa, sb := r.get("envoy", "ext_authz-floor", "closed"), r.get("envoy", "jwt_authn", "closed")
+	c, rounds := perRound(sa, sb, func(a, b load.Record) float64 { return cpuPerRequest(b) / envoyCPUPerRequest(a) })
+	ceiling := target{what: "ceiling for any ext_authz server: Envoy's own CPU per ext_authz call vs Envoy + jwt_authn (one token, saturation)",
+		want: fmt.Sprintf("≥ %.1f ×", envoyRatio), known: len(rounds) > 0 && c == c}
+	if ceiling.known {
+		ceiling.value = fmt.Sprintf("%.2f ×", c)
+		ceiling.measured = fmt.Sprintf("%s vs %s µs of CPU", micros1(sa.median(envoyCPUPerRequest)), micros1(sb.median(cpuPerRequest)))
+		ceiling.pass = c >= envoyRatio
+	}
+	ts = append(ts, ceiling)
+
 	added := func(what, name string) {
 		sa, sb := r.get("envoy", name, "open"), r.get("envoy", "none", "open")
 		d, rounds := perRound(sa, sb, p50Diff)
