@@ -128,6 +128,10 @@ load1() { cut -d' ' -f1 /proc/loadavg; }
 # ---------------------------------------------------------------------------------------------
 log "work directory $W"
 LOAD_BEFORE=$(load1)
+# cpu_times: "steal total" jiffies of all CPUs from /proc/stat. On a VM the hypervisor may run
+# other guests on our cores; that time (steal) is invisible to load averages and to /proc/PID.
+cpu_times() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print $9, t}' /proc/stat; }
+CPU_BEFORE=$(cpu_times)
 ENVOY_BIN=$(envoy/install-envoy.sh)
 {
 	echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
@@ -575,6 +579,9 @@ phase_profile() {
 phase_report() {
 	local venv=${XDG_CACHE_HOME:-$HOME/.cache}/jwt-authz/bench-venv
 	echo "load_after=$(load1)" >>"$W/facts.txt"
+	read -r steal0 total0 <<<"$CPU_BEFORE"
+	read -r steal1 total1 <<<"$(cpu_times)"
+	echo "steal_percent=$(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN {printf "%.1f", t > 0 ? 100 * s / t : 0}')" >>"$W/facts.txt"
 	log "report -> $OUT, charts -> $CHARTS"
 	"$BIN/report" -dir "$W" -charts-data "$W/charts.json"
 	mkdir -p "$CHARTS"

@@ -51,7 +51,12 @@ func (r *report) markdown() string {
 	m.p("")
 	busy := ""
 	disturbed, saturating := r.unsaturated()
+	if steal, err := strconv.ParseFloat(f["steal_percent"], 64); err == nil && steal >= 2 {
+		busy = fmt.Sprintf(" on a virtual machine whose hypervisor gave %.1f%% of the CPU time during the run to other "+
+			"guests (steal time): the benchmark's cores were not always its own", steal)
+	}
 	switch {
+	case busy != "":
 	case loadBusy(f["load_before"]):
 		busy = fmt.Sprintf(" on a machine busy with other work (1-minute load average %s before the run, on %s cores: "+
 			"other processes took turns on the benchmark's cores)", f["load_before"], f["nproc"])
@@ -165,6 +170,7 @@ func (r *report) machine(m *md) {
 		{"Envoy", f["envoy_version"]},
 		{"run", fmt.Sprintf("%s: %s round(s), %s measured after %s warm-up per load run", f["mode"], f["rounds"], f["duration"], f["warmup"])},
 		{"load average (1 min) before / after (after includes the run's own load)", f["load_before"] + " / " + f["load_after"]},
+		{"CPU time the hypervisor gave other guests during the run (steal, of all CPU time)", f["steal_percent"] + "%"},
 		{"pinning", "servers (jwt-authz, floors, Envoy) on core 1 with GOMAXPROCS=1 / --concurrency 1; load generators on core 0 with GOMAXPROCS=1"},
 	}
 	m.table([]string{"", ""}, rows)
