@@ -581,7 +581,7 @@ phase_report() {
 	echo "load_after=$(load1)" >>"$W/facts.txt"
 	read -r steal0 total0 <<<"$CPU_BEFORE"
 	read -r steal1 total1 <<<"$(cpu_times)"
-	echo "steal_percent=$(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN {printf "%.1f", t > 0 ? 100 * s / t : 0}')" >>"$W/facts.txt"
+	echo "steal_percent=$(awk -v s=$((steal1 - steal0)) -v t=$((total1 - total0)) 'BEGIN {printf "%.1f", (t > 0 ? 100 * s / t : 0)}')" >>"$W/facts.txt"
 	log "report -> $OUT, charts -> $CHARTS"
 	"$BIN/report" -dir "$W" -charts-data "$W/charts.json"
 	mkdir -p "$CHARTS"

@@ -87,21 +87,24 @@ func Run(ctx context.Context, opts Options, call Call) (Result, error) {
 	}
 	if w.pids != nil {
 		res.Server = usage(w.pids, w.before, w.after, w.end.Sub(w.start), res.Requests)
+		res.Server.StealShare = w.stealAfter.share(w.stealBefore)
 	}
 	return res, nil
 }
 
 // window takes the server readings at the edges of the measured window.
 type window struct {
-	pids          []int
-	start, end    time.Time
-	before, after []procTimes
+	pids                    []int
+	start, end              time.Time
+	before, after           []procTimes
+	stealBefore, stealAfter cpuTimes
 }
 
 func (w *window) open() {
 	w.start = time.Now()
 	if w.pids != nil {
 		w.before, _ = readProcTimes(w.pids)
+		w.stealBefore, _ = readCPUTimes()
 	}
 }
 
@@ -109,6 +112,7 @@ func (w *window) close() {
 	w.end = time.Now()
 	if w.pids != nil {
 		w.after, _ = readProcTimes(w.pids)
+		w.stealAfter, _ = readCPUTimes()
 	}
 }
 

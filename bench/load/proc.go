@@ -20,6 +20,10 @@ type Usage struct {
 	// WaitShare is the time their threads spent runnable but waiting for a CPU, over the
 	// window's length: what other processes on the same core cost them.
 	WaitShare float64 `json:"wait_share"`
+	// StealShare is the share of the whole machine's CPU time that the hypervisor gave to
+	// other guests during the window (steal in /proc/stat): a VM's cores are not always its
+	// own, and neither the load average nor /proc/PID shows it.
+	StealShare float64 `json:"steal_share"`
 	// Processes is the same for each server process, in the order of Options.ServerPIDs,
 	// so that a run through Envoy can tell Envoy's share from its ext_authz server's.
 	Processes []ProcessUsage `json:"processes,omitempty"`
@@ -87,6 +91,43 @@ func readProcTimes(pids []int) ([]procTimes, error) {
 		}
 	}
 	return ts, nil
+}
+
+// cpuTimes is a reading of the machine's steal and total CPU time, in clock ticks.
+type cpuTimes struct{ steal, total int64 }
+
+// readCPUTimes reads the "cpu" line of /proc/stat: user nice system idle iowait irq
+// softirq steal (guest time is already counted in user).
+func readCPUTimes() (cpuTimes, error) {
+	data, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: unexpected first line %q", line)
+	}
+	var t cpuTimes
+	for i, v := range f[1:9] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("/proc/stat: %w", err)
+		}
+		t.total += n
+		if i == 7 {
+			t.steal = n
+		}
+	}
+	return t, nil
+}
+
+// share is the steal share of the CPU time between before and t; 0 when unknown.
+func (t cpuTimes) share(before cpuTimes) float64 {
+	if d := t.total - before.total; d > 0 && before.total > 0 {
+		return float64(t.steal-before.steal) / float64(d)
+	}
+	return 0
 }
 
 // ParsePIDs parses a comma-separated list of process ids; "" is none.

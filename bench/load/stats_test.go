@@ -119,3 +119,24 @@ func TestReadProcTimesSelf(t *testing.T) {
 		t.Errorf("readProcTimes(self) = %+v, want one reading with a command name and non-negative times", pt)
 	}
 }
+
+func TestReadCPUTimes(t *testing.T) {
+	a, err := readCPUTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(20 * time.Millisecond)
+	b, err := readCPUTimes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.total <= 0 || a.steal < 0 || a.steal > a.total || b.total < a.total {
+		t.Fatalf("readings %+v then %+v", a, b)
+	}
+	if s := b.share(a); s < 0 || s > 1 {
+		t.Fatalf("steal share %v", s)
+	}
+	if s := b.share(cpuTimes{}); s != 0 {
+		t.Fatalf("share against no reading = %v, want 0", s)
+	}
+}

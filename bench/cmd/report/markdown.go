@@ -52,8 +52,10 @@ func (r *report) markdown() string {
 	busy := ""
 	disturbed, saturating := r.unsaturated()
 	if steal, err := strconv.ParseFloat(f["steal_percent"], 64); err == nil && steal >= 2 {
+		stolen, runs := r.stolen()
 		busy = fmt.Sprintf(" on a virtual machine whose hypervisor gave %.1f%% of the CPU time during the run to other "+
-			"guests (steal time): the benchmark's cores were not always its own", steal)
+			"guests (steal time; in %d of %d load runs 5%% or more, see the appendix): the benchmark's cores were "+
+			"not always its own", steal, stolen, runs)
 	}
 	switch {
 	case busy != "":
@@ -116,6 +118,23 @@ func (r *report) unsaturated() (disturbed, total int) {
 		}
 	}
 	return disturbed, total
+}
+
+// stolen counts the load runs during which the hypervisor took at least 5% of the machine's
+// CPU time (steal), of all runs that measured it.
+func (r *report) stolen() (stolen, total int) {
+	for _, s := range r.series {
+		for _, rec := range s.recs() {
+			if rec.Server == nil {
+				continue
+			}
+			total++
+			if rec.Server.StealShare >= 0.05 {
+				stolen++
+			}
+		}
+	}
+	return stolen, total
 }
 
 // loadBusy says whether a 1-minute load average (as text) means other work was running.
@@ -458,6 +477,9 @@ func (r *report) appendix(m *md) {
 	m.p("## Appendix: every run")
 	m.p("")
 	m.p("<details><summary>All load runs, per round</summary>\n")
+	m.p("\"steal (machine)\" is the share of both cores' time the hypervisor gave other guests during the run. "+
+		"Errors in the runs through Envoy are answers other than 200: when the machine stalls for more than "+
+		"the ext_authz filter's 1 s timeout, Envoy fails closed with 503.\n")
 	var rows [][]string
 	keys := make([][3]string, 0, len(r.series))
 	for k := range r.series {
@@ -469,10 +491,10 @@ func (r *report) appendix(m *md) {
 			rows = append(rows, []string{k[0], k[1], k[2], fmt.Sprint(rec.Round), count(rec.RPS),
 				micros(rec.Latency.P50US), micros(rec.Latency.P90US), micros(rec.Latency.P99US),
 				micros1(cpuPerRequest(rec)), micros1(inEnvoy(k[0], envoyCPUPerRequest, rec)), micros1(inEnvoy(k[0], authzCPUPerRequest, rec)),
-				percent(cpuShare(rec)), percent(waitShare(rec)), fmt.Sprint(rec.Errors + rec.Late)})
+				percent(cpuShare(rec)), percent(waitShare(rec)), percent(stealShare(rec)), fmt.Sprint(rec.Errors + rec.Late)})
 		}
 	}
-	m.table([]string{"section", "run", "mode", "round", "rps", "p50", "p90", "p99", "server CPU µs / request", "Envoy", "ext_authz server", "server CPU", "waited", "errors"}, rows)
+	m.table([]string{"section", "run", "mode", "round", "rps", "p50", "p90", "p99", "server CPU µs / request", "Envoy", "ext_authz server", "server CPU", "waited", "steal (machine)", "errors"}, rows)
 	m.p("</details>\n")
 	if data, err := os.ReadFile(filepath.Join(r.dir, "commands.txt")); err == nil {
 		seen := map[string]bool{}

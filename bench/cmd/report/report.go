@@ -133,6 +133,13 @@ func authzCPUPerRequest(r load.Record) float64 {
 	return us
 }
 
+func stealShare(r load.Record) float64 {
+	if r.Server == nil {
+		return math.NaN()
+	}
+	return r.Server.StealShare
+}
+
 func cpuShare(r load.Record) float64 {
 	if r.Server == nil {
 		return math.NaN()
