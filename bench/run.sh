@@ -2,7 +2,7 @@
 # bench/run.sh: measure jwt-authz against its floors and peers and write docs/benchmarks.md
 # with tables and PNG charts (docs/benchmarks/*.png). `make bench` runs it.
 #
-#   bench/run.sh            the full run: 3 rounds of 5 s per load run, about 10 minutes
+#   bench/run.sh            the full run: 5 rounds of 5 s per load run, about 15 minutes
 #   QUICK=1 bench/run.sh    a smoke run: 1 round of 2 s, 2 to 3 minutes
 #
 # What it does, in order (docs/benchmarks.md explains each section):
@@ -35,7 +35,7 @@ if [[ $QUICK == 1 ]]; then
 	BENCHTIME=${BENCHTIME:-200ms} BENCH_COUNT=${BENCH_COUNT:-1} PROFILE_SECONDS=${PROFILE_SECONDS:-3}
 	POOL_TOKENS=${POOL_TOKENS:-2000}
 else
-	ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-5s} WARMUP=${WARMUP:-1s}
+	ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-5s} WARMUP=${WARMUP:-1s}
 	BENCHTIME=${BENCHTIME:-0.5s} BENCH_COUNT=${BENCH_COUNT:-3} PROFILE_SECONDS=${PROFILE_SECONDS:-8}
 	POOL_TOKENS=${POOL_TOKENS:-2000}
 fi

@@ -78,7 +78,7 @@ func (r *report) markdown() string {
 			"request is the steadier measure.", busy)
 		m.p("")
 	}
-	m.p("Rerun everything (about 10 minutes; `QUICK=1` for a smoke run of 2 to 3 minutes):")
+	m.p("Rerun everything (about 15 minutes; `QUICK=1` for a smoke run of 2 to 3 minutes):")
 	m.p("")
 	m.p("```sh\nmake bench        # = bench/run.sh\nQUICK=1 bench/run.sh\n```")
 	m.p("")
