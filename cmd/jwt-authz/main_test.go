@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 )
 
 func TestCheckFlag(t *testing.T) {
@@ -105,6 +107,7 @@ func TestServe(t *testing.T) {
 			t.Errorf("health(%q) = %v, %v; want SERVING", svc, resp, err)
 		}
 	}
+	checkReflection(t, conn)
 	authz := authv3.NewAuthorizationClient(conn)
 	token := idp.sign(t, map[string]any{"sub": "alice"})
 	if code := checkCode(t, authz, "/api/things", token); code != 0 {
@@ -453,5 +456,38 @@ func TestRedact(t *testing.T) {
 		if got := redact(tt.in); got != tt.want {
 			t.Errorf("redact(%q) = %q, want %q", tt.in, got, tt.want)
 		}
+	}
+}
+
+// checkReflection: server reflection (on by default) lists the Check service and describes
+// it, although Check is registered on the wire path rather than by generated code.
+func checkReflection(t *testing.T, conn *grpc.ClientConn) {
+	t.Helper()
+	stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.CloseSend()
+	ask := func(req *reflectionpb.ServerReflectionRequest) *reflectionpb.ServerReflectionResponse {
+		if err := stream.Send(req); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	var names []string
+	for _, s := range ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}}).GetListServicesResponse().GetService() {
+		names = append(names, s.GetName())
+	}
+	if !slices.Contains(names, authzService) || !slices.Contains(names, "grpc.health.v1.Health") {
+		t.Fatalf("reflection lists %v, want %s and grpc.health.v1.Health", names, authzService)
+	}
+	files := ask(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_FileContainingSymbol{
+		FileContainingSymbol: authzService}}).GetFileDescriptorResponse().GetFileDescriptorProto()
+	if len(files) == 0 {
+		t.Fatalf("reflection has no descriptor for %s", authzService)
 	}
 }

@@ -477,8 +477,8 @@ func (r *report) appendix(m *md) {
 	m.p("## Appendix: every run")
 	m.p("")
 	m.p("<details><summary>All load runs, per round</summary>\n")
-	m.p("\"steal (machine)\" is the share of both cores' time the hypervisor gave other guests during the run. "+
-		"Errors in the runs through Envoy are answers other than 200: when the machine stalls for more than "+
+	m.p("\"steal (machine)\" is the share of both cores' time the hypervisor gave other guests during the run. " +
+		"Errors in the runs through Envoy are answers other than 200: when the machine stalls for more than " +
 		"the ext_authz filter's 1 s timeout, Envoy fails closed with 503.\n")
 	var rows [][]string
 	keys := make([][3]string, 0, len(r.series))
