@@ -121,10 +121,6 @@ func startServer(t *testing.T, opts Options, generated bool) authv3.Authorizatio
 		t.Fatalf("NewPolicy: %v", err)
 	}
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	var srv *grpc.Server
 	if generated {
 		srv = grpc.NewServer()
@@ -133,9 +129,18 @@ func startServer(t *testing.T, opts Options, generated bool) authv3.Authorizatio
 		srv = grpc.NewServer(CodecOption())
 		NewServer(policy, opts).Register(srv)
 	}
+	return serve(t, srv)
+}
+
+// serve runs srv on 127.0.0.1:0 until the test ends and returns a client connected to it.
+func serve(t *testing.T, srv *grpc.Server) authv3.AuthorizationClient {
+	t.Helper()
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	go srv.Serve(lis)
 	t.Cleanup(srv.Stop)
-
 	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -393,18 +398,7 @@ func TestRegisterRunsInterceptors(t *testing.T) {
 	}
 	srv := grpc.NewServer(CodecOption(), grpc.UnaryInterceptor(count))
 	NewServer(newPolicy(t, "default_action: allow\n", nil), Options{}).Register(srv)
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(srv.Stop)
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	resp, err := authv3.NewAuthorizationClient(conn).Check(t.Context(), envoyRequest{}.proto())
+	resp, err := serve(t, srv).Check(t.Context(), envoyRequest{}.proto())
 	if err != nil || resp.GetOkResponse() == nil || calls.Load() != 1 {
 		t.Fatalf("Check = %v, %v after %d interceptor calls; want an allow after 1", resp, err, calls.Load())
 	}
