@@ -10,8 +10,10 @@ import (
 // Lookup returns the key whose kid is kid; kid "" gets the Set's only key if it has exactly
 // one. A kid it does not hold triggers one refetch of the remote sources, shared by all
 // concurrent callers and at most one per unknown_kid_cooldown, which Lookup waits for until
-// ctx is done; a kid still missing after it is not refetched for again until the keys next
-// change or a scheduled refresh succeeds. found == false with a nil error means the provider
+// ctx is done; a kid still missing after a refetch in which every remote source answered is
+// not refetched for again until the keys next change or a scheduled refresh succeeds. After
+// a refetch that failed the kid is not remembered: the next Lookup past the cooldown tries
+// again, so a key published while the issuer was failing works as soon as it recovers. found == false with a nil error means the provider
 // does not use kid. A non-nil error (wrapping ErrNoKeys, ErrStale, or ctx's error) means it
 // cannot tell right now: fail closed. A known kid costs a map read: no lock, no allocation.
 //
@@ -42,14 +44,14 @@ func (s *Set) lookupSlow(ctx context.Context, kid string) (*jose.JSONWebKey, boo
 	// A token without kid is answered from what is held: a refetch cannot make "exactly
 	// one key" true.
 	if kid != "" && len(s.remotes) > 0 && !s.isUnknown(kid) {
-		ran, err := s.refetch(ctx, kid)
+		complete, err := s.refetch(ctx, kid)
 		if err != nil {
 			return nil, false, fmt.Errorf("kid %q: waiting for the key refetch: %w", clip(kid), err)
 		}
 		if k := s.find(kid); k != nil {
 			return k, true, nil
 		}
-		if _, held := s.snap.Load().byKID[kid]; ran && !held {
+		if _, held := s.snap.Load().byKID[kid]; complete && !held {
 			s.rememberUnknown(kid)
 		}
 	}
@@ -60,8 +62,9 @@ func (s *Set) lookupSlow(ctx context.Context, kid string) (*jose.JSONWebKey, boo
 }
 
 // refetch runs (or joins) the unknown-kid refetch and waits until it is over, kid has
-// appeared, or ctx is done. It reports whether a refetch ran for this caller: false when
-// the cooldown held it back.
+// appeared, or ctx is done. It reports whether a refetch ran for this caller and every
+// remote source answered it: false when the cooldown held it back or any fetch failed,
+// since a source that did not answer may hold the kid.
 func (s *Set) refetch(ctx context.Context, kid string) (bool, error) {
 	snap := s.snap.Load()
 	ch := s.refetches.DoChan("", func() (any, error) {
@@ -84,8 +87,7 @@ func (s *Set) refetch(ctx context.Context, kid string) (bool, error) {
 		if life.Err() != nil {
 			return false, nil
 		}
-		s.fetchRemotes(life, TriggerUnknownKID)
-		return true, nil
+		return s.fetchRemotes(life, TriggerUnknownKID), nil
 	})
 	for {
 		select {

@@ -135,19 +135,21 @@ type fetched struct {
 	hasMaxAge   bool
 }
 
-// fetchRemote fetches src, installs what it got, schedules its next fetch and reports.
-func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) {
+// fetchRemote fetches src, installs what it got, schedules its next fetch and reports. It
+// returns whether the fetch succeeded, so that only a refetch that really looked at the
+// source may conclude that a kid is not there.
+func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) bool {
 	r := src.rem
 	ev := FetchEvent{Kind: src.kind, Source: src.name, Trigger: trigger}
 	select {
 	case r.turn <- struct{}{}:
 	case <-ctx.Done():
-		return // shutting down, or a refetch nobody waits for any more
+		return false // shutting down, or a refetch nobody waits for any more
 	}
 	f, err := r.fetch(ctx)
 	if err != nil && ctx.Err() != nil {
 		<-r.turn
-		return // the Set is stopping: not a failure of the source
+		return false // the Set is stopping: not a failure of the source
 	}
 	ev.URL, ev.Skipped = f.url, f.skipped
 	switch {
@@ -185,6 +187,7 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) {
 	<-r.turn
 	ev.Keys = s.keyCount(src)
 	s.onFetch(ev)
+	return err == nil
 }
 
 // fetch gets the discovery document if any, then the JWKS, within the source's timeout.

@@ -238,13 +238,22 @@ func (s *Set) Start(ctx context.Context) error {
 	return nil
 }
 
-// fetchRemotes fetches every remote source concurrently and waits for all.
-func (s *Set) fetchRemotes(ctx context.Context, trigger Trigger) {
-	var wg sync.WaitGroup
+// fetchRemotes fetches every remote source concurrently and waits for all. It reports
+// whether every fetch succeeded.
+func (s *Set) fetchRemotes(ctx context.Context, trigger Trigger) bool {
+	var (
+		wg     sync.WaitGroup
+		failed atomic.Bool
+	)
 	for _, src := range s.remotes {
-		wg.Go(func() { s.fetchRemote(ctx, src, trigger) })
+		wg.Go(func() {
+			if !s.fetchRemote(ctx, src, trigger) {
+				failed.Store(true)
+			}
+		})
 	}
 	wg.Wait()
+	return !failed.Load()
 }
 
 // Status returns the Set's state.
