@@ -210,8 +210,8 @@ func (c *Config) validate() error {
 		}
 		for claim, h := range p.ClaimsToHeaders {
 			hat := fmt.Sprintf("%s.claims_to_headers.%s", at, claim)
-			if claim == "" {
-				bad(hat, "claim path is empty")
+			if _, err := ParseClaimPath(claim); err != nil {
+				bad(hat, "%v", err)
 			}
 			if !headerName.MatchString(h) {
 				bad(hat, "%q is not a valid lower-case header name", h)
@@ -275,8 +275,10 @@ func (c *Config) validate() error {
 				bad(at+".require", "no providers are configured")
 			}
 			for claim, vals := range r.Require.Claims {
-				if claim == "" || len(vals) == 0 {
-					bad(at+".require.claims", "claim %q needs at least one value", claim)
+				if _, err := ParseClaimPath(claim); err != nil {
+					bad(at+".require.claims."+claim, "%v", err)
+				} else if len(vals) == 0 {
+					bad(at+".require.claims."+claim, "needs at least one value")
 				}
 			}
 		}

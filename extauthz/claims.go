@@ -94,26 +94,6 @@ func decodeValue(dec *jsontext.Decoder) (any, error) {
 	return arr, nil
 }
 
-// claimAt looks up a claim by dotted path ("realm_access.roles"). A top-level claim whose
-// name itself contains dots (namespaced claims such as "https://example.com/roles") is found
-// first.
-func claimAt(claims map[string]any, path string) (any, bool) {
-	if v, ok := claims[path]; ok {
-		return v, true
-	}
-	var cur any = claims
-	for part := range strings.SplitSeq(path, ".") {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = m[part]; !ok {
-			return nil, false
-		}
-	}
-	return cur, true
-}
-
 // scalarText renders a scalar claim as text: strings as they are, numbers exactly as the
 // issuer wrote them, booleans as true/false. ok is false for arrays, objects and null.
 func scalarText(v any) (string, bool) {

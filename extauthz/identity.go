@@ -38,8 +38,8 @@ func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 	if !vt.nbf.IsZero() {
 		id.nbf = vt.nbf.UnixNano()
 	}
-	for i, path := range p.claimPaths {
-		if v, ok := claimAt(vt.claims, path); ok {
+	for i, path := range p.claimLookups {
+		if v, ok := path.Lookup(vt.claims); ok {
 			if id.claims == nil {
 				id.claims = make([]any, len(p.claimPaths))
 			}
@@ -48,7 +48,7 @@ func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 	}
 	var headers []byte
 	for i, ch := range pr.claimHeaders {
-		if v, ok := claimAt(vt.claims, ch.claim); ok {
+		if v, ok := ch.path.Lookup(vt.claims); ok {
 			// A claim that cannot be a header value is left out, never mangled.
 			if text, ok := headerText(v); ok && validHeaderValue(text) {
 				headers = appendUpstreamHeader(headers, ch.header, text)

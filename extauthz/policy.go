@@ -27,8 +27,10 @@ type Policy struct {
 	// removeAllWire is all of them as an encoded headers_to_remove.
 	injectable    []string
 	removeAllWire []byte
-	// claimPaths are the claims rules read; an identity keeps only these.
-	claimPaths []string
+	// claimPaths are the claims rules read; an identity keeps only these. claimLookups
+	// holds them parsed, at the same indexes.
+	claimPaths   []string
+	claimLookups []config.ClaimPath
 	cache      *tokenCache // nil when disabled
 	// denials holds each kind of deny response once encoded (denial -> []byte);
 	// the kinds are a closed set drawn from the config and fixed texts.
@@ -59,7 +61,10 @@ type provider struct {
 	metadata, issuerMetadata []byte
 }
 
-type claimHeader struct{ claim, header string }
+type claimHeader struct {
+	claim, header string
+	path          config.ClaimPath
+}
 
 // NewPolicy compiles a validated configuration. keys must hold a KeySource for every
 // provider, by provider name.
@@ -113,7 +118,11 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 			pr.sources = append(pr.sources, newTokenSource(s))
 		}
 		for claim, h := range pc.ClaimsToHeaders {
-			pr.claimHeaders = append(pr.claimHeaders, claimHeader{claim: claim, header: h})
+			path, err := config.ParseClaimPath(claim)
+			if err != nil {
+				return nil, fmt.Errorf("extauthz: provider %q: claims_to_headers: %w", pc.Name, err)
+			}
+			pr.claimHeaders = append(pr.claimHeaders, claimHeader{claim: claim, header: h, path: path})
 			p.addInjectable(h)
 		}
 		sort.Slice(pr.claimHeaders, func(i, j int) bool { return pr.claimHeaders[i].header < pr.claimHeaders[j].header })
@@ -133,11 +142,19 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		pr.issuerMetadata = metadataEntry("iss", pr.issuer)
 	}
 	p.claimPaths = []string{scopeClaim: "scope", scpClaim: "scp"}
+	p.claimLookups = []config.ClaimPath{
+		scopeClaim: {Segments: []string{"scope"}}, scpClaim: {Segments: []string{"scp"}},
+	}
 	for _, rc := range cfg.Rules {
 		if rc.Require != nil {
 			for path := range rc.Require.Claims {
 				if !slices.Contains(p.claimPaths, path) {
+					parsed, err := config.ParseClaimPath(path)
+					if err != nil {
+						return nil, fmt.Errorf("extauthz: rule %q: %w", rc.Name, err)
+					}
 					p.claimPaths = append(p.claimPaths, path)
+					p.claimLookups = append(p.claimLookups, parsed)
 				}
 			}
 		}

@@ -241,7 +241,9 @@ func (p *provider) checkClaims(vt *verifiedToken, now time.Time) error {
 			return errLifetime
 		}
 	}
-	if !p.audienceOK(c["aud"]) {
+	if ok, err := p.audienceOK(c["aud"]); err != nil {
+		return err
+	} else if !ok {
 		return errAudience
 	}
 	return nil
@@ -265,18 +267,26 @@ func numericDate(c map[string]any, name string) (float64, bool, error) {
 }
 
 // audienceOK: aud is a string or an array of strings naming at least one of our audiences.
-func (p *provider) audienceOK(aud any) bool {
+// An aud of any other shape, an array with a non-string element included, is malformed
+// (RFC 7519 §4.1.3): accepting it would let one verifier read what another ignores.
+func (p *provider) audienceOK(aud any) (bool, error) {
 	switch a := aud.(type) {
+	case nil:
+		return false, nil
 	case string:
-		return slices.Contains(p.audiences, a)
+		return slices.Contains(p.audiences, a), nil
 	case []any:
+		ok := false
 		for _, e := range a {
-			if s, ok := e.(string); ok && slices.Contains(p.audiences, s) {
-				return true
+			s, isString := e.(string)
+			if !isString {
+				return false, fmt.Errorf("%w: aud array holds a non-string", errClaims)
 			}
+			ok = ok || slices.Contains(p.audiences, s)
 		}
+		return ok, nil
 	}
-	return false
+	return false, fmt.Errorf("%w: aud is neither a string nor an array of strings", errClaims)
 }
 
 // hmacKeySize is the least secret length for an HS* algorithm (RFC 7518 §3.2: at least the

@@ -230,7 +230,9 @@ func TestVerifyHardening(t *testing.T) {
 		{name: "aud differs in case", token: withClaim(t, "aud", "Demo-API"), reason: ReasonAudience, status: 401},
 		{name: "aud empty array", token: withClaim(t, "aud", []string{}), reason: ReasonAudience, status: 401},
 		{name: "aud missing", token: withClaim(t, "aud", nil), reason: ReasonAudience, status: 401},
-		{name: "aud a number", token: withClaim(t, "aud", 1), reason: ReasonAudience, status: 401},
+		{name: "aud a number", token: withClaim(t, "aud", 1), reason: ReasonClaims, status: 401},
+		{name: "aud array with a number", token: withClaim(t, "aud", []any{"demo-api", 1}), reason: ReasonClaims, status: 401},
+		{name: "aud array with an object", token: withClaim(t, "aud", []any{map[string]any{"x": "demo-api"}, "demo-api"}), reason: ReasonClaims, status: 401},
 		{name: "aud of another provider", token: withClaim(t, "aud", "strict-api"), reason: ReasonAudience, status: 401},
 	}
 	for _, tc := range tests {
