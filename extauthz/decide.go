@@ -26,6 +26,7 @@ type Decision struct {
 	Method     string
 	Path       string
 	RequestID  string
+	Front      Front // the face the request came through; set by the Server
 }
 
 // denial is a refusal before it becomes a CheckResponse.
@@ -78,6 +79,16 @@ func (p *Policy) AppendCheck(dst []byte, ctx context.Context, in []byte, now tim
 			desc: "the authorization request is malformed"}
 		return p.appendDeny(dst, dn, outcome{}, d), d
 	}
+	o, d := p.decide(ctx, r, now)
+	if o.allow {
+		return p.appendAllow(dst, r, o, d), d
+	}
+	return p.appendDeny(dst, o.denial, o, d), d
+}
+
+// decide is the one decision every face runs: a request view in, an outcome and the
+// facts for the log and metrics out.
+func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome, Decision) {
 	var o outcome
 	if !r.http {
 		o = p.decideNonHTTP(r)
@@ -104,12 +115,11 @@ func (p *Policy) AppendCheck(dst []byte, ctx context.Context, in []byte, now tim
 		d.Issuer, d.Subject, d.KID = o.token.provider.issuer, o.token.sub, o.token.kid
 		d.Cached = o.cacheHit
 	}
+	d.HTTPStatus = o.denial.httpStatus
 	if o.allow {
 		d.HTTPStatus = http.StatusOK
-		return p.appendAllow(dst, r, o, d), d
 	}
-	d.HTTPStatus = o.denial.httpStatus
-	return p.appendDeny(dst, o.denial, o, d), d
+	return o, d
 }
 
 func (p *Policy) decideNonHTTP(r *request) outcome {

@@ -84,6 +84,7 @@ const (
 	ReasonKeysUnavailable Reason = "keys_unavailable"   // 503
 	ReasonInternal        Reason = "internal_error"     // 500, a bug: fail closed
 	ReasonBadRequest      Reason = "malformed_request"  // 400, the CheckRequest itself does not decode
+	ReasonUntrustedProxy  Reason = "untrusted_proxy"    // 403, forwarded request details from a peer not trusted to send them
 )
 
 // Reasons lists every reason, for metrics that pre-declare their label values.
@@ -94,7 +95,7 @@ var Reasons = []Reason{
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience, ReasonScope,
 	ReasonClaimMismatch, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
-	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest,
+	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 }
 
 // tokenErrors maps each token error to its reason and the RFC 6750 description sent back.

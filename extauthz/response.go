@@ -144,28 +144,12 @@ func buildDenial(dn denial) []byte {
 	case http.StatusBadRequest:
 		grpcCode = code.Code_INVALID_ARGUMENT
 	}
-	errCode := dn.code
-	if errCode == "" {
-		errCode = "unauthorized"
-	}
-	body, _ := json.Marshal(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description"`
-		Reason      Reason `json:"reason"`
-	}{errCode, dn.desc, dn.reason})
-	headers := []*corev3.HeaderValueOption{
+	var headers []*corev3.HeaderValueOption
+	for _, h := range denialHeaders(dn) {
 		// append left unset: Envoy drops denied headers with append=true (§2).
-		{Header: &corev3.HeaderValue{Key: "content-type", Value: "application/json"}},
-		{Header: &corev3.HeaderValue{Key: "cache-control", Value: "no-store"}},
+		headers = append(headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: h.Name, Value: h.Value}})
 	}
-	if dn.challenge {
-		headers = append(headers, &corev3.HeaderValueOption{
-			Header: &corev3.HeaderValue{Key: "www-authenticate", Value: challenge(dn)},
-		})
-	}
-	if dn.httpStatus == http.StatusServiceUnavailable {
-		headers = append(headers, &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "retry-after", Value: "5"}})
-	}
+	body := denialBody(dn)
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(&authv3.CheckResponse{
 		Status: &rpcstatus.Status{Code: int32(grpcCode), Message: string(dn.reason)},
 		HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
@@ -178,6 +162,32 @@ func buildDenial(dn denial) []byte {
 		panic("extauthz: encoding a denial: " + err.Error())
 	}
 	return b
+}
+
+// denialHeaders are the headers of the HTTP answer to a denial, for every face.
+func denialHeaders(dn denial) []Header {
+	h := []Header{{"content-type", "application/json"}, {"cache-control", "no-store"}}
+	if dn.challenge {
+		h = append(h, Header{"www-authenticate", challenge(dn)})
+	}
+	if dn.httpStatus == http.StatusServiceUnavailable {
+		h = append(h, Header{"retry-after", "5"})
+	}
+	return h
+}
+
+// denialBody is the JSON body of the HTTP answer to a denial, for every face.
+func denialBody(dn denial) []byte {
+	errCode := dn.code
+	if errCode == "" {
+		errCode = "unauthorized"
+	}
+	body, _ := json.Marshal(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+		Reason      Reason `json:"reason"`
+	}{errCode, dn.desc, dn.reason})
+	return body
 }
 
 // challenge formats WWW-Authenticate per RFC 6750 §3.

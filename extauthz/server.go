@@ -85,7 +85,7 @@ func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic in Check; denying", "panic", v)
-			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError}
+			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: FrontGRPC}
 			out = p.appendDeny(dst, denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
 				code: "server_error", desc: "internal error"}, outcome{}, d)
 			if s.observe != nil {
@@ -94,11 +94,8 @@ func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []
 		}
 	}()
 	out, d := p.AppendCheck(dst, ctx, in, s.now())
-	elapsed := time.Since(start)
-	if s.observe != nil {
-		s.observe(d, elapsed)
-	}
-	s.logDecision(ctx, d, elapsed)
+	d.Front = FrontGRPC
+	s.record(ctx, d, time.Since(start))
 	return out
 }
 
@@ -141,6 +138,7 @@ func (s *Server) logDecision(ctx context.Context, d Decision, elapsed time.Durat
 		slog.String("path", d.Path),
 		slog.Duration("duration", elapsed),
 		slog.String("x-request-id", d.RequestID),
+		slog.String("front", string(d.Front)),
 	)
 }
 

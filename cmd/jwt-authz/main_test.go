@@ -122,8 +122,8 @@ func TestServe(t *testing.T) {
 
 	metrics := get(t, srv.httpURL+"/metrics")
 	for _, want := range []string{
-		`jwt_authz_decisions_total{decision="allow",provider="demo",reason="allowed"} 2`,
-		`jwt_authz_decisions_total{decision="deny",provider="",reason="missing_token"} 1`,
+		`jwt_authz_decisions_total{decision="allow",front="grpc",provider="demo",reason="allowed"} 2`,
+		`jwt_authz_decisions_total{decision="deny",front="grpc",provider="",reason="missing_token"} 1`,
 		`jwt_authz_token_cache_lookups_total{result="hit"} 1`,
 		`jwt_authz_token_cache_lookups_total{result="miss"} 1`,
 		`jwt_authz_keys{provider="demo"} 1`,

@@ -30,8 +30,8 @@ func newMetrics(reg *prometheus.Registry, a *app) *metrics {
 	m := &metrics{
 		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "jwt_authz", Name: "decisions_total",
-			Help: "Check decisions by provider, decision and reason.",
-		}, []string{"provider", "decision", "reason"}),
+			Help: "Decisions by front door (grpc, envoy_http, auth_request, forward_auth), provider, decision and reason.",
+		}, []string{"front", "provider", "decision", "reason"}),
 		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "jwt_authz", Name: "check_duration_seconds",
 			Help:    "Time to decide one Check, inside the server.",
@@ -69,10 +69,10 @@ func (m *metrics) observe(d extauthz.Decision, elapsed time.Duration) {
 	if d.Allowed {
 		decision = "allow"
 	}
-	key := decisionLabels{d.Provider, decision, d.Reason}
+	key := decisionLabels{d.Front, d.Provider, decision, d.Reason}
 	c, ok := m.counters.Load(key)
 	if !ok {
-		c, _ = m.counters.LoadOrStore(key, m.decisions.WithLabelValues(d.Provider, decision, string(d.Reason)))
+		c, _ = m.counters.LoadOrStore(key, m.decisions.WithLabelValues(string(d.Front), d.Provider, decision, string(d.Reason)))
 	}
 	c.(prometheus.Counter).Inc()
 	if d.Issuer != "" { // a verified identity: from the cache or freshly verified
@@ -85,9 +85,10 @@ func (m *metrics) observe(d extauthz.Decision, elapsed time.Duration) {
 	m.duration.Observe(elapsed.Seconds())
 }
 
-// decisionLabels is one label set of jwt_authz_decisions_total (closed sets: provider names,
-// allow/deny, reasons).
+// decisionLabels is one label set of jwt_authz_decisions_total (closed sets: fronts,
+// provider names, allow/deny, reasons).
 type decisionLabels struct {
+	front              extauthz.Front
 	provider, decision string
 	reason             extauthz.Reason
 }

@@ -1,0 +1,190 @@
+package extauthz
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// The decision has several faces. The gRPC face (AppendCheck) reads Envoy's CheckRequest
+// bytes and writes CheckResponse bytes; every other face (HTTP forward-auth, an in-process
+// module) fills a Request, calls Decide and renders the Outcome in its own protocol. Both
+// paths run the same decide on the same request view, so a rule, a token and a reason mean
+// the same thing behind every front door.
+
+// Front names the face a request came through. It labels the decision log and metrics,
+// so its values are a closed set.
+type Front string
+
+// Fronts.
+const (
+	FrontGRPC        Front = "grpc"         // Envoy ext_authz, gRPC Check
+	FrontEnvoyHTTP   Front = "envoy_http"   // Envoy ext_authz http_service
+	FrontAuthRequest Front = "auth_request" // nginx auth_request: X-Original-Method/-URI
+	FrontForwardAuth Front = "forward_auth" // Traefik forwardAuth, Caddy forward_auth: X-Forwarded-*
+)
+
+// Fronts lists every Front, for metrics that pre-declare their label values.
+var Fronts = []Front{FrontGRPC, FrontEnvoyHTTP, FrontAuthRequest, FrontForwardAuth}
+
+// Header is one HTTP header field.
+type Header struct{ Name, Value string }
+
+// Request is the view of one HTTP request that a face fills for Decide: the original
+// request the proxy is asking about, not the request that carried the question.
+type Request struct {
+	Method string
+	Host   string // the authority as the client sent it; a port is allowed
+	Path   string // the request target in origin form: path and query, as sent
+	// Headers as sent: names in any case, a repeated header as separate entries (so two
+	// credentials are seen as two, never joined into one).
+	Headers []Header
+}
+
+// view is r as the decision reads it: the header_map form of a CheckRequest, which keeps
+// repeated headers apart and matches names without regard to case.
+func (r *Request) view() *request {
+	v := &request{http: true, raw: true, wireMethod: r.Method, wireHost: r.Host, wirePath: r.Path}
+	v.rawHeaders = make([]field, len(r.Headers))
+	for i, h := range r.Headers {
+		v.rawHeaders[i] = field{h.Name, h.Value}
+	}
+	v.finish()
+	return v
+}
+
+// Outcome is a decision and what a face needs to answer it. Decision holds the facts
+// for the log and metrics.
+type Outcome struct {
+	Decision
+	p *Policy
+	r *request
+	o outcome
+}
+
+// Decide decides one request at now. It never fails: a problem with the request or its
+// token is a denial.
+func (p *Policy) Decide(ctx context.Context, req *Request, now time.Time) *Outcome {
+	r := req.view()
+	o, d := p.decide(ctx, r, now)
+	return &Outcome{Decision: d, p: p, r: r, o: o}
+}
+
+// Upstream is what an allow adds to the request going upstream: the identity headers
+// (claims_to_headers, forward_payload_header) and, when the credential came in a cookie
+// that must not be forwarded, the cookie header without it. Nil for a denial.
+func (o *Outcome) Upstream() []Header {
+	if !o.Allowed || o.o.token == nil {
+		return nil
+	}
+	var hs []Header
+	id := o.o.token
+	wire := id.headerWire
+	for len(wire) > 0 { // OkHttpResponse.headers entries, as the gRPC face sends them
+		_, _, n := protowire.ConsumeTag(wire)
+		opt, m := protowire.ConsumeBytes(wire[n:])
+		wire = wire[n+m:]
+		eachBytesField(opt, func(num protowire.Number, v []byte) error {
+			if num == fieldOptionHeader {
+				h, _ := parseHeaderValue(v)
+				hs = append(hs, Header{h.name, h.value})
+			}
+			return nil
+		})
+	}
+	if !id.provider.forwardToken && o.o.source.kind == fromCookie {
+		if kept := cookiesWithout(o.r, o.o.source.name); kept != "" {
+			hs = append(hs, Header{"cookie", kept})
+		}
+	}
+	return hs
+}
+
+// Remove names the headers to remove from the request going upstream on an allow: every
+// header the server could inject and this allow does not set (so a client's copy never
+// reaches the upstream), and the credential's header when its provider does not forward
+// it. A credential in the query string cannot be removed by a header: the operator must
+// not use query tokens with forward_token: false behind an HTTP face (docs/front-doors.md).
+func (o *Outcome) Remove() []string {
+	if !o.Allowed {
+		return nil
+	}
+	id := o.o.token
+	if id == nil {
+		return o.p.injectable
+	}
+	var remove []string // the credential first, in the order the gRPC face sends them
+	if !id.provider.forwardToken {
+		switch src := o.o.source; {
+		case src.kind == fromHeader:
+			remove = append(remove, src.name)
+		case src.kind == fromCookie && cookiesWithout(o.r, src.name) == "":
+			remove = append(remove, "cookie")
+		}
+	}
+	remove = append(remove, o.p.removeExcept(id.provider.headersIn(id.setMask))...)
+	return remove
+}
+
+// Injectable names every header the server can set upstream under this Policy: a face
+// whose proxy copies headers from the answer must strip the client's copies of these.
+func (p *Policy) Injectable() []string { return p.injectable }
+
+// Denial is the HTTP answer to a denial: its status is Decision.HTTPStatus, headers
+// (content type, cache-control and, for a credential problem, the RFC 6750 challenge) and
+// a JSON body naming the reason. Empty for an allow.
+func (o *Outcome) Denial() (headers []Header, body []byte) {
+	if o.Allowed {
+		return nil, nil
+	}
+	return denialHeaders(o.o.denial), denialBody(o.o.denial)
+}
+
+// refusals are the denials a face gives before there is a request to decide.
+var refusals = map[Reason]denial{
+	ReasonBadRequest: {reason: ReasonBadRequest, httpStatus: http.StatusBadRequest, code: "invalid_request",
+		desc: "the authorization request is malformed"},
+	ReasonUntrustedProxy: forbidden(ReasonUntrustedProxy, "forwarded request details are accepted only from a trusted proxy"),
+}
+
+// Refuse is the outcome for a request a face could not read (ReasonBadRequest) or will not
+// believe (ReasonUntrustedProxy), logged and counted like any decision.
+func (s *Server) Refuse(ctx context.Context, front Front, reason Reason, method, path string) *Outcome {
+	dn, ok := refusals[reason]
+	if !ok {
+		dn = refusals[ReasonBadRequest]
+	}
+	d := Decision{Reason: dn.reason, HTTPStatus: dn.httpStatus, Front: front, Method: method, Path: truncate(path, 1024)}
+	s.record(ctx, d, 0)
+	return &Outcome{Decision: d, p: s.policy.Load(), o: outcome{reason: dn.reason, denial: dn}}
+}
+
+// Decide decides one request under the Policy in force, and logs and observes it. It
+// never fails: even a bug is an internal-error denial, never a crash or an allow.
+func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Outcome) {
+	start := time.Now()
+	p := s.policy.Load()
+	defer func() {
+		if v := recover(); v != nil {
+			s.log.Error("panic in Decide; denying", "panic", v, "front", string(front))
+			dn := denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError, code: "server_error", desc: "internal error"}
+			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: front}
+			out = &Outcome{Decision: d, p: p, o: outcome{reason: ReasonInternal, denial: dn}}
+			s.record(ctx, d, time.Since(start))
+		}
+	}()
+	out = p.Decide(ctx, req, s.now())
+	out.Front = front
+	s.record(ctx, out.Decision, time.Since(start))
+	return out
+}
+
+// record observes and logs one decision.
+func (s *Server) record(ctx context.Context, d Decision, elapsed time.Duration) {
+	if s.observe != nil {
+		s.observe(d, elapsed)
+	}
+	s.logDecision(ctx, d, elapsed)
+}
