@@ -24,8 +24,9 @@ var (
 	// ErrUnsupportedKey: a key type, or an alg on the key, that cannot verify any JWS
 	// algorithm jwt-authz supports (X25519, ML-DSA, "alg":"RS256" on an EC key, ...).
 	ErrUnsupportedKey = errors.New("keys: unsupported key")
-	// ErrDuplicateKID: two keys of one provider, in one document or across its sources,
-	// share a kid.
+	// ErrDuplicateKID: two keys in one document share a kid, or two sources of one
+	// provider publish different keys under one kid (the same key published twice is one
+	// key, not a duplicate).
 	ErrDuplicateKID = errors.New("keys: duplicate kid")
 	// ErrMalformed: a JWKS, PEM or discovery document that cannot be parsed.
 	ErrMalformed = errors.New("keys: malformed key document")

@@ -40,16 +40,18 @@ func (s *Set) reloadFile(src *source, trigger Trigger) error {
 		return nil
 	}
 	src.seen, src.seenErr = sum, ""
-	keys, err := parseFile(src.kind, data, src.kid)
+	keys, skipped, err := parseFile(src.kind, data, src.kid)
 	if err == nil {
-		_, err = s.install(src, keys, true)
+		var conflicts []error
+		conflicts, err = s.install(src, keys)
+		skipped = append(skipped, conflicts...)
 	}
-	s.reportFile(src, trigger, err)
+	s.reportFile(src, trigger, err, skipped...)
 	return err
 }
 
-func (s *Set) reportFile(src *source, trigger Trigger, err error) {
-	ev := FetchEvent{Kind: src.kind, Source: src.name, Trigger: trigger, Result: ResultOK}
+func (s *Set) reportFile(src *source, trigger Trigger, err error, skipped ...error) {
+	ev := FetchEvent{Kind: src.kind, Source: src.name, Trigger: trigger, Result: ResultOK, Skipped: skipped}
 	if err != nil {
 		s.setErr(src, err)
 		ev.Result, ev.Err = ResultError, err
@@ -58,27 +60,24 @@ func (s *Set) reportFile(src *source, trigger Trigger, err error) {
 	s.onFetch(ev)
 }
 
-// parseFile parses the content of a key file. Errors never quote the content: it may be
-// a secret.
-func parseFile(kind Kind, data []byte, kid string) ([]*jose.JSONWebKey, error) {
+// parseFile parses the content of a key file; skipped are the keys of a JWKS that
+// jwt-authz cannot use. Errors never quote the content: it may be a secret.
+func parseFile(kind Kind, data []byte, kid string) (keys []*jose.JSONWebKey, skipped []error, err error) {
+	var k *jose.JSONWebKey
 	switch kind {
 	case KindJWKSFile:
-		keys, _, err := parseJWKS(data, fromFile)
-		return keys, err
+		return parseJWKS(data, fromFile)
 	case KindPEMFile:
-		k, err := parsePEM(data, kid)
-		if err != nil {
-			return nil, err
-		}
-		return []*jose.JSONWebKey{k}, nil
+		k, err = parsePEM(data, kid)
 	case KindHMACSecretFile:
-		k, err := hmacKey(data, kid)
-		if err != nil {
-			return nil, err
-		}
-		return []*jose.JSONWebKey{k}, nil
+		k, err = hmacKey(data, kid)
+	default:
+		err = fmt.Errorf("%s is not a file source: %w", kind, ErrMalformed)
 	}
-	return nil, fmt.Errorf("%s is not a file source: %w", kind, ErrMalformed)
+	if err != nil {
+		return nil, nil, err
+	}
+	return []*jose.JSONWebKey{k}, nil, nil
 }
 
 // readCapped reads a whole file of at most maxDocSize bytes.

@@ -161,7 +161,7 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) boo
 		ev.Result = ResultNotModified
 	default:
 		var skipped []error
-		skipped, err = s.install(src, f.keys, false)
+		skipped, err = s.install(src, f.keys)
 		ev.Skipped = append(ev.Skipped, skipped...)
 		if err == nil {
 			r.etag, r.etagURI = f.etag, f.url

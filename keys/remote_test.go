@@ -2,7 +2,6 @@ package keys
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -256,9 +255,9 @@ func TestRemoteBadKeys(t *testing.T) {
 	})
 }
 
-// A kid served by a JWKS URL and by a file of the same provider: the file wins, the remote
-// copy is skipped and reported.
-func TestRemoteDuplicatesFile(t *testing.T) {
+// A kid served by a JWKS URL and by a file of the same provider with different keys: the
+// kid is refused (which one does the issuer sign with?), reported, and the rest serve.
+func TestRemoteConflictsWithFile(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		is := &testIssuer{}
 		client, stop := startPipeIssuer(is)
@@ -274,15 +273,54 @@ func TestRemoteDuplicatesFile(t *testing.T) {
 		if err := s.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		k, _, _ := s.Lookup(ctx, "rsa-1")
-		if _, isRSA := k.Key.(*rsa.PublicKey); !isRSA {
-			t.Errorf("Lookup(rsa-1) = %+v, want the file's RSA key", k)
+		if k, found, err := s.Lookup(ctx, "rsa-1"); found || err != nil {
+			t.Errorf("Lookup(rsa-1) = %v, %v, %v; want not found: two sources disagree on it", k, found, err)
+		}
+		for _, kid := range []string{"k2", "ec-1"} {
+			if _, found, err := s.Lookup(ctx, kid); !found || err != nil {
+				t.Errorf("Lookup(%s) = %v, %v; want the key", kid, found, err)
+			}
 		}
 		if ev := rec.last(); len(ev.Skipped) != 1 || !errors.Is(ev.Skipped[0], ErrDuplicateKID) {
-			t.Errorf("event = %+v, want the remote rsa-1 skipped as a duplicate", ev)
+			t.Errorf("event = %+v, want the rsa-1 conflict reported", ev)
 		}
 		if !s.Ready() {
 			t.Error("Ready() = false")
+		}
+	})
+}
+
+// discovery: true and the same IdP's jwks_uri serve the same keys. They agree, so both
+// sources load, the provider is ready, and an unknown kid is a 401 (found false, no error),
+// not a 503.
+func TestRemoteSourcesAgree(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		is := &testIssuer{}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1"), ecJWK(t, "k2")} })
+		rec := &recorder{}
+		s, cancel := startSet(t, is.url, []config.Key{remoteSpec(""), remoteSpec(is.url + "/jwks")}, client, rec)
+		defer cancel()
+		if !s.Ready() {
+			t.Fatalf("Ready() = false with two agreeing sources: %+v", s.Status())
+		}
+		ctx := context.Background()
+		for _, kid := range []string{"k1", "k2"} {
+			if _, found, err := s.Lookup(ctx, kid); !found || err != nil {
+				t.Errorf("Lookup(%s) = %v, %v; want the key", kid, found, err)
+			}
+		}
+		if _, found, err := s.Lookup(ctx, "unknown"); found || err != nil {
+			t.Errorf("Lookup(unknown) = %v, %v; want not found and no error (401, not 503)", found, err)
+		}
+		for _, src := range s.Status().Sources {
+			if src.Keys != 2 || src.LastErr != nil {
+				t.Errorf("source %s %s: %d keys, err %v; want 2 keys, no error", src.Kind, src.Source, src.Keys, src.LastErr)
+			}
+		}
+		if ev := rec.last(); len(ev.Skipped) != 0 {
+			t.Errorf("event = %+v, want nothing skipped: the sources agree", ev)
 		}
 	})
 }

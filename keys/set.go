@@ -276,48 +276,48 @@ func (s *Set) Status() Status {
 	return st
 }
 
-// install makes keys the keys of src and publishes a new snapshot. A kid that another
-// source of the provider holds is a duplicate: strict (files) refuses the whole document,
-// otherwise that key is skipped and returned in skipped. A key whose material, kid, alg, use
-// and certificates did not change keeps its old pointer. Installing nothing is an error and
-// leaves the old keys in place.
-func (s *Set) install(src *source, keys []*jose.JSONWebKey, strict bool) (skipped []error, err error) {
+// install makes keys the keys of src and publishes a new snapshot. A key that another
+// source of the provider also publishes is one key when the two agree (same kid, same
+// material and alg: discovery and the jwks_uri it names serve the same document); a source
+// whose keys all agree with another's has loaded all the same. Two different keys under one
+// kid are a conflict: that kid is refused (Lookup does not find it) while the sources
+// disagree, and each conflict is returned in conflicts; the other keys keep serving. A key
+// whose material, kid, alg, use and certificates did not change keeps its old pointer.
+// Installing nothing is an error and leaves the old keys in place.
+func (s *Set) install(src *source, keys []*jose.JSONWebKey) (conflicts []error, err error) {
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("no key left to use: %w", ErrNoKeys)
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	held := map[string]*source{}
-	for _, o := range s.sources {
-		if o != src {
-			for _, k := range o.keys {
-				held[k.KeyID] = o
-			}
-		}
-	}
 	prev := make(map[string]*jose.JSONWebKey, len(src.keys))
 	for _, k := range src.keys {
 		prev[k.KeyID] = k
 	}
 	out := make([]*jose.JSONWebKey, 0, len(keys))
 	for _, k := range keys {
-		if o, dup := held[k.KeyID]; dup {
-			err := fmt.Errorf("kid %q is also in %s %s: %w", k.KeyID, o.kind, o.name, ErrDuplicateKID)
-			if strict {
-				return nil, err
-			}
-			skipped = append(skipped, err)
-			continue
-		}
 		if old := prev[k.KeyID]; old != nil && sameKey(old, k) {
 			k = old
 		}
 		out = append(out, k)
 	}
-	if len(out) == 0 {
-		return skipped, fmt.Errorf("no key left to use: %w", ErrNoKeys)
+	for _, o := range s.sources {
+		if o == src {
+			continue
+		}
+		for _, theirs := range o.keys {
+			for _, ours := range out {
+				if ours.KeyID == theirs.KeyID && !sameMaterial(ours, theirs) {
+					conflicts = append(conflicts, fmt.Errorf("kid %q: %s %s publishes a different key under it; the kid is refused: %w",
+						clip(ours.KeyID), o.kind, o.name, ErrDuplicateKID))
+				}
+			}
+		}
 	}
 	src.keys = out
 	s.markGoodLocked(src)
 	s.publishLocked()
-	return skipped, nil
+	return conflicts, nil
 }
 
 // markGoodLocked records a good load or fetch of src.
@@ -336,10 +336,20 @@ func (s *Set) markGoodLocked(src *source) {
 func (s *Set) publishLocked() {
 	next := &snapshot{byKID: map[string]entry{}, replaced: make(chan struct{})}
 	all := true
+	conflicted := map[string]bool{}
 	for _, src := range s.sources {
 		all = all && len(src.keys) > 0
 		for _, k := range src.keys {
-			next.byKID[k.KeyID] = entry{k, src}
+			held, dup := next.byKID[k.KeyID]
+			switch {
+			case conflicted[k.KeyID]:
+			case !dup:
+				next.byKID[k.KeyID] = entry{k, src}
+			case !sameMaterial(held.key, k):
+				// We cannot know which of the two the issuer signs with: refuse both.
+				delete(next.byKID, k.KeyID)
+				conflicted[k.KeyID] = true
+			}
 		}
 	}
 	if len(next.byKID) == 1 && all {

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -31,7 +32,8 @@ const (
 
 // errNotForSignatures marks a key that is skipped rather than refused: "use":"enc", or an
 // alg for encryption. RFC 7517 §5 says implementations should ignore keys they cannot use.
-var errNotForSignatures = errors.New("keys: not a signature key")
+// It is an ErrUnsupportedKey, so it is reported (logged and counted) like one.
+var errNotForSignatures = fmt.Errorf("not a signature key (use or alg is for encryption): %w", ErrUnsupportedKey)
 
 // origin says where a document came from, which decides what it may hold.
 type origin int
@@ -41,10 +43,13 @@ const (
 	fromRemote               // lenient: bad keys are skipped; oct refused (a published secret)
 )
 
-// parseJWKS parses a JWK Set (RFC 7517 §5). Keys that are not for signatures are dropped
-// silently; other bad keys fail the whole document when it comes from a file and are
-// skipped (and returned in skipped) when it comes from the network, where one odd key in an
-// issuer's set must not take the others down. A document with no usable key is an error.
+// parseJWKS parses a JWK Set (RFC 7517 §5). Keys jwt-authz cannot use (unknown kty or crv,
+// "use":"enc", an encryption alg: ErrUnsupportedKey) are skipped and returned in skipped
+// wherever the document comes from (RFC 7517 §5: SHOULD ignore). Other bad keys (weak,
+// private, malformed, a kid twice) fail the whole document when it comes from a file, where
+// the operator can fix it, and are skipped when it comes from the network, where one odd key
+// in an issuer's set must not take the others down. A document with no usable key is an
+// error.
 func parseJWKS(data []byte, o origin) (keys []*jose.JSONWebKey, skipped []error, err error) {
 	var doc struct {
 		Keys []json.RawMessage `json:"keys"`
@@ -58,9 +63,6 @@ func parseJWKS(data []byte, o origin) (keys []*jose.JSONWebKey, skipped []error,
 	seen := map[string]int{} // kid -> index in keys, or -1 once its duplicates were dropped
 	for i, raw := range doc.Keys {
 		k, err := parseJWK(raw)
-		if errors.Is(err, errNotForSignatures) {
-			continue
-		}
 		if err == nil && o == fromRemote {
 			if _, secret := k.Key.([]byte); secret {
 				err = fmt.Errorf("kid %q: oct key in a remote JWKS: %w", k.KeyID, ErrPrivateKey)
@@ -82,7 +84,7 @@ func parseJWKS(data []byte, o origin) (keys []*jose.JSONWebKey, skipped []error,
 		}
 		if err != nil {
 			err = fmt.Errorf("keys[%d]: %w", i, err)
-			if o == fromFile {
+			if o == fromFile && !errors.Is(err, ErrUnsupportedKey) {
 				return nil, nil, err
 			}
 			skipped = append(skipped, err)
@@ -314,4 +316,21 @@ func sameKey(a, b *jose.JSONWebKey) bool {
 	ja, err1 := a.MarshalJSON()
 	jb, err2 := b.MarshalJSON()
 	return err1 == nil && err2 == nil && bytes.Equal(ja, jb)
+}
+
+// sameMaterial reports whether two keys verify the same signatures: the same RFC 7638
+// thumbprint (or secret) and the same alg. Two sources that publish such keys under one kid
+// agree; anything else under one kid is a conflict.
+func sameMaterial(a, b *jose.JSONWebKey) bool {
+	if a.Algorithm != b.Algorithm {
+		return false
+	}
+	sa, aSecret := a.Key.([]byte)
+	sb, bSecret := b.Key.([]byte)
+	if aSecret || bSecret {
+		return aSecret && bSecret && hmac.Equal(sa, sb)
+	}
+	ta, err1 := a.Thumbprint(crypto.SHA256)
+	tb, err2 := b.Thumbprint(crypto.SHA256)
+	return err1 == nil && err2 == nil && bytes.Equal(ta, tb)
 }

@@ -41,8 +41,9 @@ func TestNewSetFiles(t *testing.T) {
 		{name: "short HMAC secret refused", specs: []config.Key{{HMACSecretFile: "hmac-16.bin", KID: "h"}}, wantErr: ErrWeakKey},
 		{name: "weak key in a jwks file refused", specs: []config.Key{{JWKSFile: "jwks-weak.json"}}, wantErr: ErrWeakKey},
 		{name: "duplicate kid in a jwks file", specs: []config.Key{{JWKSFile: "jwks-dup.json"}}, wantErr: ErrDuplicateKID},
-		{name: "duplicate kid across sources", specs: []config.Key{{JWKSFile: "jwks.json"}, {PEMFile: "rsa2048.pem", KID: "rsa-1"}}, wantErr: ErrDuplicateKID},
-		{name: "same key twice without kid", specs: []config.Key{{PEMFile: "rsa2048.pem"}, {PEMFile: "rsa2048-pkcs1.pem"}}, wantErr: ErrDuplicateKID},
+		{name: "different keys under one kid across sources: that kid refused", specs: []config.Key{{JWKSFile: "jwks.json"}, {PEMFile: "rsa2048.pem", KID: "rsa-1"}}, wantKIDs: []string{"ec-1", "ed-1", "hs-1"}},
+		{name: "same key in two sources is one key", specs: []config.Key{{PEMFile: "rsa2048.pem"}, {PEMFile: "rsa2048-pkcs1.pem"}}},
+		{name: "jwks file with an X25519 key: skipped", specs: []config.Key{{JWKSFile: "jwks-x25519.json"}}, wantKIDs: []string{"ec-1"}},
 		{name: "bad PEM", specs: []config.Key{{PEMFile: "not-a-key.pem", KID: "x"}}, wantErr: ErrMalformed},
 		{name: "PEM that is JSON", specs: []config.Key{{PEMFile: "jwks.json", KID: "x"}}, wantErr: ErrMalformed},
 		{name: "two keys in one PEM", specs: []config.Key{{PEMFile: "two-keys.pem", KID: "x"}}, wantErr: ErrMalformed},
@@ -120,7 +121,7 @@ func TestParseJWKSRemote(t *testing.T) {
 		wantSkipped []error
 		wantErr     error
 	}{
-		{name: "good keys; oct refused, enc ignored", keys: good, wantKIDs: []string{"rsa-1", "ec-1", "ed-1"}, wantSkipped: []error{ErrPrivateKey}},
+		{name: "good keys; oct refused, enc skipped", keys: good, wantKIDs: []string{"rsa-1", "ec-1", "ed-1"}, wantSkipped: []error{ErrPrivateKey, ErrUnsupportedKey}},
 		{name: "weak key skipped", keys: weak, wantKIDs: []string{"ec-1"}, wantSkipped: []error{ErrWeakKey}},
 		{name: "duplicate kid drops both", keys: []any{ec, ec, weak[0]}, wantKIDs: []string{"ec-1"}, wantSkipped: []error{ErrDuplicateKID}},
 		{name: "private key skipped", keys: []any{private[0], ec}, wantKIDs: []string{"ec-2"}, wantSkipped: []error{ErrPrivateKey}},

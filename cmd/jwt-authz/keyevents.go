@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"net/url"
 
 	"github.com/jwt-authz/jwt-authz/keys"
@@ -11,6 +12,10 @@ func (a *app) onFetch(provider string) func(keys.FetchEvent) {
 	return func(ev keys.FetchEvent) {
 		a.metrics.keyFetches.WithLabelValues(provider, string(ev.Result)).Inc()
 		source := redact(ev.Source)
+		for _, err := range ev.Skipped {
+			a.metrics.keysSkipped.WithLabelValues(provider, skipReason(err)).Inc()
+			a.log.Warn("key skipped", "provider", provider, "source", source, "reason", skipReason(err), "err", err)
+		}
 		if ev.Err != nil {
 			a.log.Warn("key fetch failed", "provider", provider, "source", source, "err", ev.Err)
 			return
@@ -27,4 +32,26 @@ func redact(source string) string {
 		return source
 	}
 	return u.Redacted()
+}
+
+// skipReasons are the label values of jwt_authz_keys_skipped_total: why a key of a fetched
+// or loaded set was left out.
+var skipReasons = []struct {
+	err    error
+	reason string
+}{
+	{keys.ErrUnsupportedKey, "unsupported"},
+	{keys.ErrWeakKey, "weak"},
+	{keys.ErrPrivateKey, "private"},
+	{keys.ErrDuplicateKID, "duplicate_kid"},
+	{keys.ErrMalformed, "malformed"},
+}
+
+func skipReason(err error) string {
+	for _, r := range skipReasons {
+		if errors.Is(err, r.err) {
+			return r.reason
+		}
+	}
+	return "malformed"
 }

@@ -22,6 +22,7 @@ type metrics struct {
 	counters     sync.Map // decisionLabels -> prometheus.Counter
 	duration     prometheus.Histogram
 	keyFetches   *prometheus.CounterVec
+	keysSkipped  *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	cacheLookups *prometheus.CounterVec
 }
@@ -41,6 +42,10 @@ func newMetrics(reg *prometheus.Registry, a *app) *metrics {
 			Namespace: "jwt_authz", Name: "key_fetches_total",
 			Help: "Key fetches and file reloads by provider and result.",
 		}, []string{"provider", "result"}),
+		keysSkipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "jwt_authz", Name: "keys_skipped_total",
+			Help: "Keys left out of a fetched or loaded set (unusable, weak, private, conflicting kid), by provider and reason.",
+		}, []string{"provider", "reason"}),
 		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "jwt_authz", Name: "token_cache_lookups_total",
 			Help: "Verified tokens answered from the cache (hit) or verified afresh (miss).",
@@ -55,7 +60,7 @@ func newMetrics(reg *prometheus.Registry, a *app) *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	reg.MustRegister(m.decisions, m.duration, m.keyFetches, m.reloads, m.cacheLookups, buildInfo,
+	reg.MustRegister(m.decisions, m.duration, m.keyFetches, m.keysSkipped, m.reloads, m.cacheLookups, buildInfo,
 		&keyCollector{app: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "error"} {
