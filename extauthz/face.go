@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -168,7 +169,7 @@ func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Ou
 	p := s.policy.Load()
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("panic in Decide; denying", "panic", v, "front", string(front))
+			s.log.Error("panic in Decide; denying", "panic", clipLogged(fmt.Sprint(v), maxLoggedPath), "front", string(front))
 			dn := denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError, code: "server_error", desc: "internal error"}
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: front}
 			out = &Outcome{Decision: d, p: p, o: outcome{reason: ReasonInternal, denial: dn}}

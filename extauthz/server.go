@@ -5,6 +5,7 @@ package extauthz
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -84,7 +85,8 @@ func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []
 	p := s.policy.Load()
 	defer func() {
 		if v := recover(); v != nil {
-			s.log.Error("panic in Check; denying", "panic", v)
+			// A panic's text may quote the request: bounded like the decision log's fields.
+			s.log.Error("panic in Check; denying", "panic", clipLogged(fmt.Sprint(v), maxLoggedPath))
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: FrontGRPC}
 			out = p.appendDeny(dst, denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
 				code: "server_error", desc: "internal error"}, outcome{}, d)
@@ -125,19 +127,21 @@ func (s *Server) logDecision(ctx context.Context, d Decision, elapsed time.Durat
 	if !s.log.Enabled(ctx, level) {
 		return
 	}
+	// Every field a client or a token chooses is clipped (logfields.go); rule, provider and
+	// reason come from the configuration and the code.
 	s.log.LogAttrs(ctx, level, "decision",
 		slog.String("decision", decision),
 		slog.String("reason", string(d.Reason)),
 		slog.Int("status", d.HTTPStatus),
 		slog.String("rule", d.Rule),
 		slog.String("provider", d.Provider),
-		slog.String("iss", d.Issuer),
-		slog.String("sub", d.Subject),
-		slog.String("kid", d.KID),
-		slog.String("method", d.Method),
-		slog.String("path", d.Path),
+		slog.String("iss", clipField(d.Issuer)),
+		slog.String("sub", clipField(d.Subject)),
+		slog.String("kid", clipField(d.KID)),
+		slog.String("method", clipField(d.Method)),
+		slog.String("path", clipPath(d.Path)),
 		slog.Duration("duration", elapsed),
-		slog.String("x-request-id", d.RequestID),
+		slog.String("x-request-id", clipField(d.RequestID)),
 		slog.String("front", string(d.Front)),
 	)
 }
