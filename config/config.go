@@ -143,6 +143,12 @@ type TokenSource struct {
 	Prefix string `yaml:"prefix"`
 	Cookie string `yaml:"cookie"`
 	Query  string `yaml:"query"`
+	// AllowedOrigins, for a cookie source, are the origins (scheme://host[:port]) whose pages
+	// may send the cookie's token on an unsafe method (POST, PUT, DELETE...), besides the
+	// site's own pages (Sec-Fetch-Site: same-origin). A browser attaches cookies to requests
+	// that any site starts, so without this check a cookie token would allow cross-site
+	// request forgery.
+	AllowedOrigins []string `yaml:"allowed_origins"`
 }
 
 // Rule is one entry of the ordered rule list; the first that matches decides.
@@ -168,6 +174,11 @@ type Match struct {
 	// IDs from mTLS); a trailing * matches any suffix.
 	SourcePrincipals      []string `yaml:"source_principals"`
 	DestinationPrincipals []string `yaml:"destination_principals"`
+	// CORSPreflight, when true, matches only CORS preflights: OPTIONS requests with Origin
+	// and Access-Control-Request-Method headers (Fetch standard, "CORS-preflight request").
+	// A preflight never carries a credential, so when ext_authz runs before Envoy's CORS
+	// filter a rule "cors_preflight: true, action: allow" lets exactly those through.
+	CORSPreflight bool `yaml:"cors_preflight"`
 }
 
 // Require is what a request must carry to pass a rule.

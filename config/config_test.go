@@ -225,6 +225,12 @@ func TestParseBroken(t *testing.T) {
 		{name: "payload header also a claim header", replace: [2]string{"{sub: x-jwt-sub}", "{sub: x-jwt-sub}\n  forward_payload_header: x-jwt-sub"}, want: "providers[0].forward_payload_header"},
 		{name: "token source with two kinds", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{header: x-token, cookie: t}]"}, want: "providers[0].token_sources[0]"},
 		{name: "prefix on a cookie", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{cookie: t, prefix: Bearer}]"}, want: "providers[0].token_sources[0].prefix"},
+		{name: "allowed_origins on a header", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{header: x-token, allowed_origins: ['https://app.example']}]"}, want: "providers[0].token_sources[0].allowed_origins"},
+		{name: "allowed origin with a path", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{cookie: t, allowed_origins: ['https://app.example/']}]"}, want: "providers[0].token_sources[0].allowed_origins[0]"},
+		{name: "allowed origin wildcard", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{cookie: t, allowed_origins: ['https://*.example.com']}]"}, want: "providers[0].token_sources[0].allowed_origins[0]"},
+		{name: "allowed origin null", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  token_sources: [{cookie: t, allowed_origins: ['https://a.example', 'null']}]"}, want: "providers[0].token_sources[0].allowed_origins[1]"},
+		{name: "cors_preflight without OPTIONS", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, cors_preflight: true, methods: [GET]}\n  action: allow\n- name: x\n  match: {path_prefix: /}"}, want: "rules[0].match.cors_preflight"},
+		{name: "cors_preflight requiring a token", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, cors_preflight: true}"}, want: "rules[0].require"},
 		{name: "rule with both action and require", replace: [2]string{"  require: {providers: [demo]}", "  require: {providers: [demo]}\n  action: allow"}, want: "rules[0]"},
 		{name: "rule with neither", replace: [2]string{"  require: {providers: [demo]}", ""}, want: "rules[0].action"},
 		{name: "unknown action", replace: [2]string{"  require: {providers: [demo]}", "  action: permit"}, want: "rules[0].action"},
@@ -259,6 +265,28 @@ func TestParseBroken(t *testing.T) {
 				t.Errorf("Parse(%s) = %v, want an error naming %s", tc.name, err, tc.want)
 			}
 		})
+	}
+}
+
+func TestOrigin(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://app.example.com":      "https://app.example.com",
+		"HTTPS://App.Example.COM":      "https://app.example.com",
+		"https://app.example.com:443":  "https://app.example.com",
+		"http://localhost:80":          "http://localhost",
+		"http://127.0.0.1:8001":        "http://127.0.0.1:8001",
+		"https://app.example.com:8443": "https://app.example.com:8443",
+		"http://[::1]:8001":            "http://[::1]:8001",
+	} {
+		if got, err := Origin(in); err != nil || got != want {
+			t.Errorf("Origin(%q) = %q, %v, want %q", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "null", "app.example.com", "ftp://app.example.com", "https://app.example.com/",
+		"https://app.example.com/x", "https://u@app.example.com", "https://app.example.com?", "https://app.example.com#x", "https://*.example.com", "*"} {
+		if got, err := Origin(in); err == nil {
+			t.Errorf("Origin(%q) = %q, want an error", in, got)
+		}
 	}
 }
 

@@ -203,6 +203,14 @@ func (c *Config) validate() error {
 			if s.Header != "" && !headerName.MatchString(s.Header) {
 				bad(sat+".header", "%q is not a valid header name", s.Header)
 			}
+			if len(s.AllowedOrigins) > 0 && s.Cookie == "" {
+				bad(sat+".allowed_origins", "only applies to a cookie source")
+			}
+			for k, o := range s.AllowedOrigins {
+				if _, err := Origin(o); err != nil {
+					bad(fmt.Sprintf("%s.allowed_origins[%d]", sat, k), "%v", err)
+				}
+			}
 		}
 		injected := map[string]string{}
 		if len(p.ClaimsToHeaders) > MaxClaimHeaders {
@@ -265,6 +273,14 @@ func (c *Config) validate() error {
 				bad(fmt.Sprintf("%s.match.methods[%d]", at, j), "want an upper-case method, got %q", meth)
 			}
 		}
+		if m.CORSPreflight {
+			if len(m.Methods) > 0 && !slices.Contains(m.Methods, "OPTIONS") {
+				bad(at+".match.cors_preflight", "a preflight is an OPTIONS request, and methods leaves OPTIONS out")
+			}
+			if r.Require != nil {
+				bad(at+".require", "a CORS preflight never carries a credential: use action allow or deny")
+			}
+		}
 		if r.Require != nil {
 			for j, pn := range r.Require.Providers {
 				if !names[pn] {
@@ -319,6 +335,22 @@ func (k Key) validate(at string) []error {
 		}
 	}
 	return errs
+}
+
+// Origin returns the canonical form of an origin from the file ("https://app.example.com",
+// "http://localhost:8001"): lower case, without a default port, as browsers serialize the
+// Origin header (RFC 6454 §6.1), so that it can be compared with that header byte for byte.
+func Origin(s string) (string, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "*") {
+		return "", fmt.Errorf("want an origin scheme://host[:port] without path or wildcard, such as https://app.example.com, got %q", s)
+	}
+	host := strings.ToLower(u.Host)
+	if p := u.Port(); (u.Scheme == "http" && p == "80") || (u.Scheme == "https" && p == "443") {
+		host = strings.TrimSuffix(host, ":"+p)
+	}
+	return strings.ToLower(u.Scheme) + "://" + host, nil
 }
 
 func count(bs ...bool) int {

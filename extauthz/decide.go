@@ -172,6 +172,12 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 			desc: "a bearer token is required",
 		}}
 	}
+	if !csrfAllowed(r, src) {
+		// Before verification: a forged request costs no signature check, and its answer
+		// (which CORS hides from the forging page anyway) says nothing about the token.
+		return outcome{reason: ReasonCSRF, rule: ru, denial: forbidden(ReasonCSRF,
+			"a cookie credential on this method needs a same-origin request or an allowed Origin")}
+	}
 	id, pt, hit, err := p.authenticate(ctx, ru, src, raw, now)
 	if err != nil {
 		pr := (*provider)(nil)

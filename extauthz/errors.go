@@ -78,6 +78,7 @@ const (
 	ReasonAudience        Reason = "audience_not_allowed"
 	ReasonScope           Reason = "insufficient_scope" // 403
 	ReasonClaimMismatch   Reason = "claim_mismatch"     // 403
+	ReasonCSRF            Reason = "csrf_origin"        // 403, a cookie token on a cross-site unsafe request
 	ReasonRuleDeny        Reason = "rule_deny"          // 403
 	ReasonNoRule          Reason = "no_matching_rule"   // 403 default deny
 	ReasonNonHTTPDeny     Reason = "non_http_deny"      // 403, TCP check
@@ -94,7 +95,7 @@ var Reasons = []Reason{
 	ReasonUnknownIssuer, ReasonIssuerNotHere, ReasonAlgorithm, ReasonHeader, ReasonType,
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience, ReasonScope,
-	ReasonClaimMismatch, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
+	ReasonClaimMismatch, ReasonCSRF, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 }
 

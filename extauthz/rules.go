@@ -28,6 +28,7 @@ type rule struct {
 	ctxExt     map[string]string
 	srcPrinc   []string
 	dstPrinc   []string
+	preflight  bool // match only CORS preflights
 
 	action    action
 	providers []*provider   // candidates for a token; every provider when the rule names none
@@ -45,14 +46,15 @@ type claimRequirement struct {
 
 func compileRule(r config.Rule, providers []*provider, byName map[string]*provider, claimPaths []string) *rule {
 	c := &rule{
-		name:     r.Name,
-		metadata: metadataEntry("rule", r.Name),
-		path:     r.Match.Path,
-		prefix:   strings.TrimSuffix(r.Match.PathPrefix, "/"),
-		methods:  r.Match.Methods,
-		ctxExt:   r.Match.ContextExtensions,
-		srcPrinc: r.Match.SourcePrincipals,
-		dstPrinc: r.Match.DestinationPrincipals,
+		name:      r.Name,
+		metadata:  metadataEntry("rule", r.Name),
+		path:      r.Match.Path,
+		prefix:    strings.TrimSuffix(r.Match.PathPrefix, "/"),
+		methods:   r.Match.Methods,
+		ctxExt:    r.Match.ContextExtensions,
+		srcPrinc:  r.Match.SourcePrincipals,
+		dstPrinc:  r.Match.DestinationPrincipals,
+		preflight: r.Match.CORSPreflight,
 	}
 	if r.Match.PathPrefix == "/" {
 		c.prefix = "/"
@@ -110,13 +112,16 @@ func (c *rule) matchesHTTP(r *request) bool {
 	if len(c.methods) > 0 && !slices.Contains(c.methods, r.method) {
 		return false
 	}
+	if c.preflight && !isCORSPreflight(r) {
+		return false
+	}
 	return c.matchesPeers(r)
 }
 
 // matchesNonHTTP: a TCP check carries no host, path or method, so only rules that ask for
 // none of those can select it.
 func (c *rule) matchesNonHTTP(r *request) bool {
-	if len(c.hosts)+len(c.hostSuffix) > 0 || c.path != "" || c.prefix != "" || len(c.methods) > 0 {
+	if len(c.hosts)+len(c.hostSuffix) > 0 || c.path != "" || c.prefix != "" || len(c.methods) > 0 || c.preflight {
 		return false
 	}
 	return c.matchesPeers(r)

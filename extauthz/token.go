@@ -15,6 +15,9 @@ type tokenSource struct {
 	// removeWire keeps the credential from the upstream: the encoded headers_to_remove or
 	// query_parameters_to_remove entry for it (for a cookie, the whole cookie header).
 	removeWire string
+	// origins, for a cookie source, are the allowed_origins in canonical form, each followed
+	// by a space (a string keeps tokenSource comparable; see csrfAllowed).
+	origins string
 }
 
 type sourceKind uint8
@@ -28,7 +31,13 @@ const (
 func newTokenSource(s config.TokenSource) tokenSource {
 	switch {
 	case s.Cookie != "":
-		return tokenSource{kind: fromCookie, name: s.Cookie, removeWire: wireRemoveCookie}
+		var origins strings.Builder
+		for _, o := range s.AllowedOrigins {
+			if o, err := config.Origin(o); err == nil { // validated: err is always nil
+				origins.WriteString(o + " ")
+			}
+		}
+		return tokenSource{kind: fromCookie, name: s.Cookie, removeWire: wireRemoveCookie, origins: origins.String()}
 	case s.Query != "":
 		return tokenSource{kind: fromQuery, name: s.Query, removeWire: string(appendString(nil, fieldOKQueryToRemove, s.Query))}
 	default:
