@@ -64,7 +64,8 @@ func TestDecideAgreesWithCheck(t *testing.T) {
 	}{
 		{"bearer allow", "GET", "/api/items?x=1", bearer(tok), ReasonAllowed},
 		{"cookie allow keeps other cookies", "GET", "/api/items", hdrs("cookie", "theme=dark; access_token="+tok), ReasonAllowed},
-		{"cookie allow only cookie", "POST", "/api/items", hdrs("Cookie", "access_token="+tok), ReasonAllowed},
+		{"cookie allow only cookie", "POST", "/api/items", hdrs("Cookie", "access_token="+tok, "Sec-Fetch-Site", "same-origin"), ReasonAllowed},
+		{"cookie cross-site POST", "POST", "/api/items", hdrs("Cookie", "access_token="+tok, "Origin", "https://evil.example"), ReasonCSRF},
 		{"header name case", "GET", "/api/items", hdrs("AUTHORIZATION", "bearer "+tok), ReasonAllowed},
 		{"spoofed identity header", "GET", "/api/items", append(bearer(tok), "x-jwt-sub", "admin", "X-JWT-Email", "x@y"), ReasonAllowed},
 		{"public", "GET", "/public/logo.png", hdrs("x-jwt-sub", "admin"), ReasonPublic},
