@@ -103,6 +103,9 @@ type Provider struct {
 	ForwardPayloadHeader string            `yaml:"forward_payload_header"`
 	// ForwardToken keeps the credential on the upstream request (default true).
 	ForwardToken *bool `yaml:"forward_token"`
+
+	// ResourceMetadata points clients at RFC 9728 protected resource metadata; off when nil.
+	ResourceMetadata *ResourceMetadata `yaml:"resource_metadata"`
 }
 
 // Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,

@@ -93,6 +93,9 @@ func (c *Config) setDefaults() {
 		for j := range p.TokenSources {
 			p.TokenSources[j].Header = strings.ToLower(p.TokenSources[j].Header)
 		}
+		if p.ResourceMetadata != nil {
+			p.ResourceMetadata.setDefaults(p)
+		}
 		for j := range p.Keys {
 			k := &p.Keys[j]
 			if k.JWKSURI == "" && !k.Discovery {
@@ -240,7 +243,12 @@ func (c *Config) validate() error {
 				bad(at+".forward_payload_header", "header %q is also set from a claim", h)
 			}
 		}
+		if m := p.ResourceMetadata; m != nil {
+			errs = append(errs, m.validate(at+".resource_metadata")...)
+		}
 	}
+
+	errs = append(errs, c.validateServedMetadata()...)
 
 	for i, r := range c.Rules {
 		at := fmt.Sprintf("rules[%d]", i)

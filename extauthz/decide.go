@@ -37,7 +37,9 @@ type denial struct {
 	desc       string
 	scope      string // missing scopes, for insufficient_scope
 	realm      string
-	challenge  bool // send WWW-Authenticate
+	// resourceMetadata is the RFC 9728 §5.1 resource_metadata parameter of the challenge.
+	resourceMetadata string
+	challenge        bool // send WWW-Authenticate
 }
 
 // outcome is an allow or a denial plus what the log needs.
@@ -157,10 +159,11 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 		return outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
 	}
 
-	realm := ru.providers[0].realm
+	// The challenge names the rule's first provider until the token names its own.
+	challenger := ru.providers[0]
 	raw, src, found, err := extract(r, ru.sources, p.maxTokenBytes)
 	if err != nil {
-		return tokenDenied(ru, nil, nil, realm, err)
+		return tokenDenied(ru, nil, nil, challenger, err)
 	}
 	if !found {
 		if ru.optional {
@@ -168,7 +171,8 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 		}
 		// RFC 6750 §3.1: no error code when the request carried no credentials.
 		return outcome{reason: ReasonMissingToken, rule: ru, denial: denial{
-			reason: ReasonMissingToken, httpStatus: http.StatusUnauthorized, realm: realm, challenge: true,
+			reason: ReasonMissingToken, httpStatus: http.StatusUnauthorized, challenge: true,
+			realm: challenger.realm, resourceMetadata: challenger.resourceMetadata,
 			desc: "a bearer token is required",
 		}}
 	}
@@ -185,19 +189,18 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 			pr = p.byIssuer[pt.iss]
 		}
 		if pr != nil {
-			realm = pr.realm
+			challenger = pr
 		}
-		return tokenDenied(ru, pr, pt, realm, err)
+		return tokenDenied(ru, pr, pt, challenger, err)
 	}
 	pr := id.provider
-	realm = pr.realm
 	o := outcome{rule: ru, provider: pr, parsed: pt, token: id, source: src, cacheHit: hit}
 	if missing := missingScopes(ru.scopes, id); len(missing) > 0 {
 		o.reason = ReasonScope
 		o.denial = denial{
 			reason: ReasonScope, httpStatus: http.StatusForbidden, code: "insufficient_scope",
 			desc: "the token lacks a required scope", scope: strings.Join(ru.scopes, " "),
-			realm: realm, challenge: true,
+			realm: pr.realm, resourceMetadata: pr.resourceMetadata, challenge: true,
 		}
 		return o
 	}
@@ -259,10 +262,13 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	return id, pt, false, nil
 }
 
-func tokenDenied(ru *rule, pr *provider, pt *parsedToken, realm string, err error) outcome {
+// tokenDenied is the denial of a credential; challenger is the provider whose realm and
+// resource metadata the challenge names.
+func tokenDenied(ru *rule, pr *provider, pt *parsedToken, challenger *provider, err error) outcome {
 	d := denialFor(err)
 	// A 503 (keys unavailable) is our outage, not a problem with the credential: no challenge.
-	d.realm, d.challenge = realm, d.httpStatus != http.StatusServiceUnavailable
+	d.realm, d.resourceMetadata = challenger.realm, challenger.resourceMetadata
+	d.challenge = d.httpStatus != http.StatusServiceUnavailable
 	return outcome{reason: d.reason, rule: ru, provider: pr, parsed: pt, denial: d}
 }
 

@@ -40,12 +40,14 @@ type Policy struct {
 // provider is a compiled config.Provider with its key source.
 type provider struct {
 	name, issuer, realm string
-	audiences           []string
-	algorithms          map[string]jose.SignatureAlgorithm
-	types               []string
-	skew, maxLifetime   time.Duration
-	requireExp          bool
-	keys                KeySource
+	// resourceMetadata is the RFC 9728 metadata URL its challenges carry; "" for none.
+	resourceMetadata  string
+	audiences         []string
+	algorithms        map[string]jose.SignatureAlgorithm
+	types             []string
+	skew, maxLifetime time.Duration
+	requireExp        bool
+	keys              KeySource
 
 	sources       []tokenSource
 	claimHeaders  []claimHeader // sorted by header
@@ -100,6 +102,9 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		}
 		if pr.realm == "" {
 			pr.realm = pr.name
+		}
+		if pc.ResourceMetadata != nil {
+			pr.resourceMetadata = pc.ResourceMetadata.URL
 		}
 		if len(pr.types) == 0 {
 			pr.types = config.DefaultTypes

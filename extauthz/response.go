@@ -205,6 +205,9 @@ func challenge(dn denial) string {
 	if dn.scope != "" {
 		b.WriteString(`, scope="` + quoteSafe(dn.scope) + `"`)
 	}
+	if dn.resourceMetadata != "" {
+		b.WriteString(`, resource_metadata="` + quoteSafe(dn.resourceMetadata) + `"`)
+	}
 	return b.String()
 }
 

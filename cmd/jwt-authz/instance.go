@@ -17,6 +17,8 @@ type instance struct {
 	sets   map[string]*keys.Set
 	// stops cancels each set's background refresh, by provider name.
 	stops map[string]context.CancelFunc
+	// metadataDocs are the RFC 9728 documents served on http_address, by path.
+	metadataDocs map[string][]byte
 }
 
 // build loads the key sets of cfg and compiles its policy. Sets of providers whose issuer and
@@ -50,6 +52,7 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 		return nil, err
 	}
 	inst.policy = policy
+	inst.metadataDocs = resourceMetadataDocs(cfg)
 	return inst, nil
 }
 

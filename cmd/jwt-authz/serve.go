@@ -220,6 +220,8 @@ func (a *app) httpHandler(reg *prometheus.Registry) http.Handler {
 		}
 	})
 	mux.Handle("GET /metrics", metricsHandler(reg))
+	// RFC 9728 documents, at paths the config names: answered from the config in force.
+	mux.HandleFunc("GET /", a.serveResourceMetadata)
 	return mux
 }
 
