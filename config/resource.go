@@ -17,24 +17,24 @@ const WellKnownResourceMetadata = "/.well-known/oauth-protected-resource"
 type ResourceMetadata struct {
 	// Resource is the protected resource's identifier: an https URL without query or
 	// fragment (RFC 9728 §2). Required when URL is not given or when Serve is set.
-	Resource string `yaml:"resource"`
+	Resource string `yaml:"resource" json:"resource"`
 	// URL is where clients fetch the document. Default: the well-known URL formed from
 	// Resource (RFC 9728 §3.1: the well-known segment between host and path).
-	URL string `yaml:"url"`
+	URL string `yaml:"url" json:"-"`
 	// Serve has jwt-authz answer GET <URL's path> on http_address with the document; Envoy
 	// routes that path to it without ext_authz.
-	Serve bool `yaml:"serve"`
+	Serve bool `yaml:"serve" json:"-"`
 
-	// The document's members (RFC 9728 §2). AuthorizationServers defaults to the
-	// provider's issuer; BearerMethodsSupported to the provider's header and query token
-	// sources.
-	AuthorizationServers   []string `yaml:"authorization_servers"`
-	ScopesSupported        []string `yaml:"scopes_supported"`
-	BearerMethodsSupported []string `yaml:"bearer_methods_supported"`
-	ResourceName           string   `yaml:"resource_name"`
-	ResourceDocumentation  string   `yaml:"resource_documentation"`
-	ResourcePolicyURI      string   `yaml:"resource_policy_uri"`
-	ResourceTOSURI         string   `yaml:"resource_tos_uri"`
+	// The document's members (RFC 9728 §2), under the same names in the document (the
+	// json tags) as in the file. AuthorizationServers defaults to the provider's issuer;
+	// BearerMethodsSupported to the provider's header and query token sources.
+	AuthorizationServers   []string `yaml:"authorization_servers" json:"authorization_servers,omitempty"`
+	ScopesSupported        []string `yaml:"scopes_supported" json:"scopes_supported,omitempty"`
+	BearerMethodsSupported []string `yaml:"bearer_methods_supported" json:"bearer_methods_supported,omitempty"`
+	ResourceName           string   `yaml:"resource_name" json:"resource_name,omitempty"`
+	ResourceDocumentation  string   `yaml:"resource_documentation" json:"resource_documentation,omitempty"`
+	ResourcePolicyURI      string   `yaml:"resource_policy_uri" json:"resource_policy_uri,omitempty"`
+	ResourceTOSURI         string   `yaml:"resource_tos_uri" json:"resource_tos_uri,omitempty"`
 }
 
 // MetadataURL forms the well-known metadata URL of a resource identifier (RFC 9728 §3.1):

@@ -17,19 +17,7 @@ func resourceMetadataDocs(cfg *config.Config) map[string][]byte {
 			continue
 		}
 		// RFC 9728 §2: resource is required; the rest are omitted when empty.
-		b, err := json.Marshal(struct {
-			Resource               string   `json:"resource"`
-			AuthorizationServers   []string `json:"authorization_servers,omitempty"`
-			ScopesSupported        []string `json:"scopes_supported,omitempty"`
-			BearerMethodsSupported []string `json:"bearer_methods_supported,omitempty"`
-			ResourceName           string   `json:"resource_name,omitempty"`
-			ResourceDocumentation  string   `json:"resource_documentation,omitempty"`
-			ResourcePolicyURI      string   `json:"resource_policy_uri,omitempty"`
-			ResourceTOSURI         string   `json:"resource_tos_uri,omitempty"`
-		}{
-			m.Resource, m.AuthorizationServers, m.ScopesSupported, m.BearerMethodsSupported,
-			m.ResourceName, m.ResourceDocumentation, m.ResourcePolicyURI, m.ResourceTOSURI,
-		})
+		b, err := json.Marshal(m)
 		if err != nil { // only strings and string lists: cannot fail
 			continue
 		}
