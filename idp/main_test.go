@@ -1,0 +1,254 @@
+package idp_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/jwt-authz/jwt-authz/idp"
+)
+
+// The providers and the jwt-authz binary, each started or built once per test binary, on
+// first use, and stopped by TestMain.
+var (
+	keycloakOnce sync.Once
+	keycloak     *idp.Keycloak
+	keycloakErr  error
+
+	buildOnce sync.Once
+	authzBin  string
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "jwt-authz-idp-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	authzBin = filepath.Join(dir, "jwt-authz")
+	code := m.Run()
+	if keycloak != nil {
+		keycloak.Stop()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// startedKeycloak is the package's Keycloak, started by the first test that needs it.
+func startedKeycloak(t *testing.T) *idp.Keycloak {
+	t.Helper()
+	keycloakOnce.Do(func() {
+		start := time.Now()
+		keycloak, keycloakErr = idp.StartKeycloak()
+		if keycloakErr == nil {
+			t.Logf("Keycloak %s started at %s in %s", keycloak.Version, keycloak.URL, time.Since(start).Round(time.Second))
+		}
+	})
+	idp.Need(t, keycloakErr)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- keycloak (last output) ---\n%s", keycloak.Log())
+		}
+	})
+	return keycloak
+}
+
+// authz is a jwt-authz server run from its binary with a test's config.
+type authz struct {
+	client  authv3.AuthorizationClient
+	httpURL string
+	out     *bytes.Buffer
+}
+
+// startAuthz writes config (its grpc_address and http_address are added here) and runs
+// jwt-authz on it until the test ends. It waits for /healthz, not /readyz: some tests are
+// about readiness.
+func startAuthz(t *testing.T, config string) *authz {
+	t.Helper()
+	buildOnce.Do(func() {
+		args := []string{"build", "-buildvcs=false", "-o", authzBin}
+		if raceEnabled { // the race detector watches the server under real traffic too
+			args = append(args, "-race")
+		}
+		cmd := exec.Command("go", append(args, "../cmd/jwt-authz")...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build ./cmd/jwt-authz: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	grpcPort, httpPort := freePort(t), freePort(t)
+	file := filepath.Join(t.TempDir(), "jwt-authz.yaml")
+	text := fmt.Sprintf("grpc_address: 127.0.0.1:%d\nhttp_address: 127.0.0.1:%d\n%s", grpcPort, httpPort, config)
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a := &authz{httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), out: &bytes.Buffer{}}
+	cmd := exec.Command(authzBin, "-config", file)
+	var mu sync.Mutex
+	cmd.Stdout, cmd.Stderr = lockedWriter{&mu, a.out}, lockedWriter{&mu, a.out}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		<-done
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("--- jwt-authz ---\n%s", a.out)
+			mu.Unlock()
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for httpStatus(a.httpURL+"/healthz") != http.StatusOK {
+		select {
+		case <-done:
+			t.Fatalf("jwt-authz exited before serving /healthz")
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("jwt-authz: no /healthz after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	a.client = authv3.NewAuthorizationClient(conn)
+	return a
+}
+
+// waitReady waits for /readyz to answer 200: every provider's keys loaded.
+func (a *authz) waitReady(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for httpStatus(a.httpURL+"/readyz") != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatalf("jwt-authz: /readyz not 200 after 30s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// decision is what jwt-authz answered a Check.
+type decision struct {
+	code      int32             // the CheckResponse status: 0 allowed, 16 unauthenticated, 7 denied
+	http      int               // the denied response's HTTP status; 200 when allowed
+	headers   map[string]string // headers to set upstream (allowed) or on the denial
+	challenge string            // WWW-Authenticate of a denial
+}
+
+func (d decision) String() string {
+	return fmt.Sprintf("status %d, HTTP %d, challenge %q", d.code, d.http, d.challenge)
+}
+
+// check asks jwt-authz about GET path with token as a bearer credential.
+func (a *authz) check(t *testing.T, path, token string) decision {
+	t.Helper()
+	headers := map[string]string{":path": path, ":method": "GET", ":authority": "api.example.com"}
+	if token != "" {
+		headers["authorization"] = "Bearer " + token
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := a.client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
+			Method: "GET", Path: path, Host: "api.example.com", Headers: headers,
+		}},
+	}})
+	if err != nil {
+		t.Fatalf("Check(GET %s): RPC error %v", path, err)
+	}
+	d := decision{code: resp.GetStatus().GetCode(), http: http.StatusOK, headers: map[string]string{}}
+	if ok := resp.GetOkResponse(); ok != nil {
+		for _, h := range ok.GetHeaders() {
+			d.headers[h.GetHeader().GetKey()] = h.GetHeader().GetValue()
+		}
+	}
+	if den := resp.GetDeniedResponse(); den != nil {
+		d.http = int(den.GetStatus().GetCode())
+		for _, h := range den.GetHeaders() {
+			d.headers[strings.ToLower(h.GetHeader().GetKey())] = h.GetHeader().GetValue()
+		}
+		d.challenge = d.headers["www-authenticate"]
+	}
+	return d
+}
+
+// metric is the sum of the samples of name whose labels contain every one of labels
+// (`result="ok"`) on jwt-authz's /metrics.
+func (a *authz) metric(t *testing.T, name string, labels ...string) float64 {
+	t.Helper()
+	resp, err := http.Get(a.httpURL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	buf.ReadFrom(resp.Body)
+	var sum float64
+lines:
+	for _, line := range strings.Split(buf.String(), "\n") {
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		for _, l := range labels {
+			if !strings.Contains(line, l) {
+				continue lines
+			}
+		}
+		var v float64
+		fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v)
+		sum += v
+	}
+	return sum
+}
+
+func httpStatus(url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
