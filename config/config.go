@@ -25,6 +25,12 @@ type Config struct {
 	GRPCAddress string `yaml:"grpc_address"`
 	// HTTPAddress serves /healthz, /readyz and /metrics; empty disables it.
 	HTTPAddress string `yaml:"http_address"`
+	// HTTPAuthzAddress is host:port or unix:///path for the HTTP decision listener (the
+	// forward-auth face for Envoy http_service, nginx, Traefik and Caddy); empty disables it.
+	HTTPAuthzAddress string `yaml:"http_authz_address"`
+	// HTTPAuthzTrustedProxies are the peer addresses (IPs or CIDRs) whose X-Original-* and
+	// X-Forwarded-* request details the HTTP decision listener believes; see httpauthz.go.
+	HTTPAuthzTrustedProxies []string `yaml:"http_authz_trusted_proxies"`
 	// Reflection turns gRPC server reflection on (default) or off.
 	Reflection *bool `yaml:"reflection"`
 	// MaxTokenBytes caps a credential before any parsing (default 16 KiB).

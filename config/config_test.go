@@ -195,6 +195,9 @@ func TestParseBroken(t *testing.T) {
 		{name: "unknown provider key", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  audience: demo-api"}, want: "providers[0].audience"},
 		{name: "unknown key in a flow mapping", replace: [2]string{"match: {path_prefix: /}", "match: {path_prefix: /, methodz: [GET]}"}, want: "rules[0].match.methodz"},
 		{name: "missing grpc_address", replace: [2]string{"grpc_address: 127.0.0.1:9001", "http_address: 127.0.0.1:9002"}, want: "grpc_address"},
+		{name: "trusted proxy not an address", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\nhttp_authz_address: 127.0.0.1:9003\nhttp_authz_trusted_proxies: [127.0.0.1, nginx.local]"}, want: "http_authz_trusted_proxies[1]"},
+		{name: "trusted proxies without listener", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\nhttp_authz_trusted_proxies: [10.0.0.0/8]"}, want: "http_authz_trusted_proxies"},
+		{name: "relative unix socket for http authz", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\nhttp_authz_address: unix:run/sock"}, want: "http_authz_address"},
 		{name: "relative unix socket", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: unix:run/sock"}, want: "grpc_address"},
 		{name: "jwks_uri not absolute", replace: [2]string{"https://issuer.example/jwks.json", "/jwks.json"}, want: "providers[0].keys[1].jwks_uri"},
 		{name: "jwks_uri not http", replace: [2]string{"https://issuer.example/jwks.json", "file:///etc/jwks.json"}, want: "providers[0].keys[1].jwks_uri"},
@@ -358,4 +361,20 @@ func manyClaimHeaders(n int) string {
 		entries[i] = fmt.Sprintf("c%d: x-c%d", i, i)
 	}
 	return strings.Join(entries, ", ")
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c, err := Parse([]byte("grpc_address: 127.0.0.1:9001\nhttp_authz_address: 127.0.0.1:9003\n"+
+		"http_authz_trusted_proxies: [127.0.0.1, '::ffff:10.1.2.3', 10.9.8.7/8, 'fd00::/64']\n"), t.TempDir())
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	var got []string
+	for _, p := range c.TrustedProxies() {
+		got = append(got, p.String())
+	}
+	want := []string{"127.0.0.1/32", "10.1.2.3/32", "10.0.0.0/8", "fd00::/64"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("TrustedProxies() mismatch (-want +got):\n%s", diff)
+	}
 }

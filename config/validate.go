@@ -138,6 +138,7 @@ func (c *Config) validate() error {
 	} else if strings.HasPrefix(c.GRPCAddress, "unix:") && !strings.HasPrefix(c.GRPCAddress, "unix:///") {
 		bad("grpc_address", "a unix socket is written unix:///absolute/path")
 	}
+	c.validateHTTPAuthz(bad)
 	if c.MaxTokenBytes < 0 {
 		bad("max_token_bytes", "must be positive")
 	}
