@@ -315,6 +315,7 @@ func checkCode(t *testing.T, c authv3.AuthorizationClient, path, token string) i
 
 type runningServer struct {
 	grpcAddr, httpURL string
+	authzURL          string // the HTTP decision face, when http_authz_address is set
 	cancel            context.CancelFunc
 	done              chan error
 
@@ -333,7 +334,7 @@ func startServer(t *testing.T, cfgPath string) *runningServer {
 		pw.Close()
 		s.done <- err
 	}()
-	addrs := make(chan [2]string, 1)
+	addrs := make(chan [3]string, 1)
 	go func() {
 		sc := bufio.NewScanner(pr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -343,12 +344,13 @@ func startServer(t *testing.T, cfgPath string) *runningServer {
 			s.logs = append(s.logs, line)
 			s.mu.Unlock()
 			var rec struct {
-				Msg         string `json:"msg"`
-				GRPCAddress string `json:"grpc_address"`
-				HTTPAddress string `json:"http_address"`
+				Msg          string `json:"msg"`
+				GRPCAddress  string `json:"grpc_address"`
+				HTTPAddress  string `json:"http_address"`
+				AuthzAddress string `json:"http_authz_address"`
 			}
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "serving" {
-				addrs <- [2]string{rec.GRPCAddress, rec.HTTPAddress}
+				addrs <- [3]string{rec.GRPCAddress, rec.HTTPAddress, rec.AuthzAddress}
 			}
 		}
 		io.Copy(io.Discard, pr)
@@ -367,7 +369,7 @@ func startServer(t *testing.T, cfgPath string) *runningServer {
 	})
 	select {
 	case a := <-addrs:
-		s.grpcAddr, s.httpURL = a[0], "http://"+a[1]
+		s.grpcAddr, s.httpURL, s.authzURL = a[0], "http://"+a[1], "http://"+a[2]
 	case err := <-s.done:
 		t.Fatalf("run exited before serving: %v", err)
 	case <-time.After(15 * time.Second):

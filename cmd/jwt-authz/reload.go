@@ -57,6 +57,7 @@ func (a *app) reload(ctx context.Context) bool {
 	}
 	prev := a.cur.Load()
 	if cfg.GRPCAddress != prev.cfg.GRPCAddress || cfg.HTTPAddress != prev.cfg.HTTPAddress ||
+		cfg.HTTPAuthzAddress != prev.cfg.HTTPAuthzAddress ||
 		*cfg.Reflection != *prev.cfg.Reflection || (cfg.TLS == nil) != (prev.cfg.TLS == nil) {
 		a.log.Warn("listener settings changed; they take effect on restart")
 	}
@@ -68,6 +69,9 @@ func (a *app) reload(ctx context.Context) bool {
 	}
 	a.cur.Store(inst)
 	a.authz.SetPolicy(inst.policy)
+	if a.forward != nil {
+		a.forward.SetTrustedProxies(cfg.TrustedProxies())
+	}
 	prev.stopExcept(inst)
 	a.metrics.reloads.WithLabelValues("ok").Inc()
 	a.log.Info("config reloaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/forwardauth"
 	"github.com/jwt-authz/jwt-authz/internal/gctune"
 )
 
@@ -37,6 +38,7 @@ type app struct {
 	configPath string
 	metrics    *metrics
 	authz      *extauthz.Server
+	forward    *forwardauth.Handler // the HTTP decision face; nil when http_authz_address is unset
 	health     *health.Server
 	draining   atomic.Bool
 	// serving is the readiness last published to gRPC health; /readyz reports the same
@@ -120,13 +122,37 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		}()
 	}
 
+	var fs *http.Server // the HTTP decision face
+	if cfg.HTTPAuthzAddress != "" {
+		fl, err := listen(cfg.HTTPAuthzAddress)
+		if err != nil {
+			lis.Close()
+			if hs != nil {
+				hs.Close()
+			}
+			return err
+		}
+		a.forward = forwardauth.New(a.authz, cfg.TrustedProxies())
+		fs = &http.Server{Addr: fl.Addr().String(), Handler: a.forward, ReadHeaderTimeout: 5 * time.Second,
+			MaxHeaderBytes: 256 << 10, IdleTimeout: 2 * time.Minute}
+		go func() {
+			if err := fs.Serve(fl); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				log.Error("http authz server stopped", "err", err)
+			}
+		}()
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- gs.Serve(lis) }()
-	httpAddr := ""
+	httpAddr, authzAddr := "", ""
 	if hs != nil {
 		httpAddr = hs.Addr
 	}
+	if fs != nil {
+		authzAddr = fs.Addr
+	}
 	log.Info("serving", "grpc_address", lis.Addr().String(), "http_address", httpAddr,
+		"http_authz_address", authzAddr,
 		"providers", len(cfg.Providers), "rules", len(cfg.Rules), "version", version)
 
 	go a.watchReadiness(ctx)
@@ -137,29 +163,36 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		return fmt.Errorf("grpc server: %w", err)
 	case <-ctx.Done():
 	}
-	a.shutdown(gs, hs, a.cur.Load().cfg)
+	a.shutdown(gs, a.cur.Load().cfg, fs, hs)
 	return nil
 }
 
 // shutdown: not ready at once, keep answering for shutdown_delay so health checks move
 // traffic away, then let in-flight calls finish within shutdown_timeout.
-func (a *app) shutdown(gs *grpc.Server, hs *http.Server, cfg *config.Config) {
+func (a *app) shutdown(gs *grpc.Server, cfg *config.Config, https ...*http.Server) {
 	a.draining.Store(true)
 	a.setServing(false)
 	a.log.Info("draining", "shutdown_delay", cfg.ShutdownDelay.D().String())
 	time.Sleep(cfg.ShutdownDelay.D())
 	done := make(chan struct{})
 	go func() { gs.GracefulStop(); close(done) }()
+	if fs := https[0]; fs != nil { // the HTTP decision face drains alongside gRPC
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout.D())
+		fs.Shutdown(sctx)
+		cancel()
+	}
 	select {
 	case <-done:
 	case <-time.After(cfg.ShutdownTimeout.D()):
 		a.log.Warn("shutdown timeout: cancelling in-flight calls")
 		gs.Stop()
 	}
-	if hs != nil {
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		hs.Shutdown(sctx)
-		cancel()
+	for _, hs := range https[1:] {
+		if hs != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			hs.Shutdown(sctx)
+			cancel()
+		}
 	}
 	a.cur.Load().stop()
 	a.log.Info("stopped")
