@@ -46,6 +46,8 @@ type Config struct {
 	Log Log `yaml:"log"`
 	// Cache is the verified-token cache.
 	Cache Cache `yaml:"cache"`
+	// CEL bounds the evaluation of rules' CEL conditions.
+	CEL CEL `yaml:"cel"`
 
 	Providers []Provider `yaml:"providers"`
 	Rules     []Rule     `yaml:"rules"`
@@ -84,6 +86,13 @@ type Cache struct {
 	MaxEntries int `yaml:"max_entries"`
 	// MaxBytes bounds the memory held by cached entries (default 64 MiB).
 	MaxBytes int64 `yaml:"max_bytes"`
+}
+
+// CEL configures the evaluation of match.cel and require.cel.
+type CEL struct {
+	// CostLimit bounds one evaluation in CEL cost units (default 1000000, Kubernetes'
+	// per-expression limit); an expression that exceeds it is a cel_error, so it denies.
+	CostLimit uint64 `yaml:"cost_limit"`
 }
 
 // Provider is one token issuer and how its tokens are found, verified and forwarded.
@@ -188,6 +197,9 @@ type Match struct {
 	// A preflight never carries a credential, so when ext_authz runs before Envoy's CORS
 	// filter a rule "cors_preflight: true, action: allow" lets exactly those through.
 	CORSPreflight bool `yaml:"cors_preflight"`
+	// CEL is a condition on the request alone (no claims), evaluated after the other match
+	// fields and before any token work. An evaluation error denies with cel_error.
+	CEL string `yaml:"cel"`
 }
 
 // Require is what a request must carry to pass a rule.
@@ -201,6 +213,9 @@ type Require struct {
 	// Optional lets requests without a credential through anonymously; a credential that is
 	// present but invalid is still refused.
 	Optional bool `yaml:"optional"`
+	// CEL is a condition on the verified claims and the request, evaluated after the scope
+	// and claim checks: false denies with cel_denied (403), an error with cel_error.
+	CEL string `yaml:"cel"`
 }
 
 // Values is a list of strings that may be written as a single scalar.

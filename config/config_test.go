@@ -36,6 +36,7 @@ func TestLoadExample(t *testing.T) {
 		ShutdownTimeout: Duration(10 * time.Second),
 		Log:             Log{Level: "info", AllowSampleRate: &one},
 		Cache:           Cache{Enabled: &yes, MaxEntries: 100_000, MaxBytes: 64 << 20},
+		CEL:             CEL{CostLimit: 1_000_000},
 		Providers: []Provider{{
 			Name:       "demo",
 			Issuer:     "https://issuer.example",
@@ -185,6 +186,16 @@ func TestParseDefaults(t *testing.T) {
 	}
 }
 
+// TestCELErrorNamesRuleAndColumn: -check must point at the rule, the expression and the column.
+func TestCELErrorNamesRuleAndColumn(t *testing.T) {
+	text := strings.Replace(minimal, "providers: [demo]}", "providers: [demo], cel: 'claims.tid == tenant'}", 1)
+	_, err := Parse([]byte(text), "")
+	want := `rules[0].require.cel: rule "api": 1:15: undeclared reference to 'tenant'`
+	if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), `"claims.tid == tenant"`) {
+		t.Errorf("Parse(undeclared variable) = %v, want %q and the expression", err, want)
+	}
+}
+
 func TestParseBroken(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -247,6 +258,10 @@ func TestParseBroken(t *testing.T) {
 		{name: "claim path with a backslash", replace: [2]string{"providers: [demo]}", `providers: [demo], claims: {'resource_access.billing\\.example\\.com.roles': admin}}`}, want: "rules[0].require.claims."},
 		{name: "JSON Pointer with a bad escape", replace: [2]string{"providers: [demo]}", "providers: [demo], claims: {'/a~2b': admin}}"}, want: "rules[0].require.claims./a~2b"},
 		{name: "claims_to_headers path with a backslash", replace: [2]string{"{sub: x-jwt-sub}", `{'a\\.b': x-jwt-ab}`}, want: "providers[0].claims_to_headers."},
+		{name: "cel that does not parse", replace: [2]string{"providers: [demo]}", "providers: [demo], cel: 'claims.tid =='}"}, want: "rules[0].require.cel"},
+		{name: "cel with an unknown variable", replace: [2]string{"providers: [demo]}", "providers: [demo], cel: 'request.paht == \"/\"'}"}, want: "rules[0].require.cel"},
+		{name: "cel that is not a bool", replace: [2]string{"providers: [demo]}", "providers: [demo], cel: 'request.path'}"}, want: "rules[0].require.cel"},
+		{name: "match cel with a type error", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, cel: 'request.method == 1'}"}, want: "rules[0].match.cel"},
 		{name: "default_action", replace: [2]string{"rules:", "default_action: permit\nrules:"}, want: "default_action"},
 		{name: "non_http_action", replace: [2]string{"rules:", "non_http_action: maybe\nrules:"}, want: "non_http_action"},
 		{name: "log level", replace: [2]string{"rules:", "log: {level: verbose}\nrules:"}, want: "log.level"},

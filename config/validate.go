@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/condition"
 )
 
 // Defaults that the file may override.
@@ -63,6 +65,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Cache.Enabled == nil {
 		c.Cache.Enabled = ptr(true)
+	}
+	if c.CEL.CostLimit == 0 {
+		c.CEL.CostLimit = condition.DefaultCostLimit
 	}
 	if c.Cache.MaxEntries == 0 {
 		c.Cache.MaxEntries = DefaultCacheEntries
@@ -288,6 +293,16 @@ func (c *Config) validate() error {
 			}
 			if r.Require != nil {
 				bad(at+".require", "a CORS preflight never carries a credential: use action allow or deny")
+			}
+		}
+		if m.CEL != "" {
+			if _, err := condition.Compile(m.CEL, c.CEL.CostLimit); err != nil {
+				bad(at+".match.cel", "rule %q: %v in %q", r.Name, err, m.CEL)
+			}
+		}
+		if r.Require != nil && r.Require.CEL != "" {
+			if _, err := condition.Compile(r.Require.CEL, c.CEL.CostLimit); err != nil {
+				bad(at+".require.cel", "rule %q: %v in %q", r.Name, err, r.Require.CEL)
 			}
 		}
 		if r.Require != nil {

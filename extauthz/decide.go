@@ -27,6 +27,9 @@ type Decision struct {
 	Path       string
 	RequestID  string
 	Front      Front // the face the request came through; set by the Server
+	// CELError is the kind of CEL evaluation error behind a cel_error, without any value
+	// the expression saw.
+	CELError string
 }
 
 // denial is a refusal before it becomes a CheckResponse.
@@ -39,7 +42,8 @@ type denial struct {
 	realm      string
 	// resourceMetadata is the RFC 9728 §5.1 resource_metadata parameter of the challenge.
 	resourceMetadata string
-	challenge        bool // send WWW-Authenticate
+	challenge        bool   // send WWW-Authenticate
+	rule             string // the rule whose CEL condition refused, named in the body
 }
 
 // outcome is an allow or a denial plus what the log needs.
@@ -53,6 +57,7 @@ type outcome struct {
 	source   tokenSource
 	provider *provider
 	parsed   *parsedToken
+	celErr   string // what kind of CEL evaluation error denied, for the log
 }
 
 // Check decides one CheckRequest given as a message. It is the protobuf face of the path
@@ -93,7 +98,7 @@ func (p *Policy) AppendCheck(dst []byte, ctx context.Context, in []byte, now tim
 func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome, Decision) {
 	var o outcome
 	if !r.http {
-		o = p.decideNonHTTP(r)
+		o = p.decideNonHTTP(r, now)
 	} else {
 		o = p.decideHTTP(ctx, r, now)
 	}
@@ -103,6 +108,7 @@ func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome
 		Method:    r.method,
 		Path:      r.path,
 		RequestID: r.requestID(),
+		CELError:  o.celErr,
 	}
 	if o.rule != nil {
 		d.Rule = o.rule.name
@@ -124,9 +130,15 @@ func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome
 	return o, d
 }
 
-func (p *Policy) decideNonHTTP(r *request) outcome {
+func (p *Policy) decideNonHTTP(r *request, now time.Time) outcome {
 	for _, ru := range p.rules {
 		if ru.action == actionRequire || !ru.matchesNonHTTP(r) {
+			continue
+		}
+		if matched, o := ru.celMatches(r, now); !matched {
+			if o != nil {
+				return *o
+			}
 			continue
 		}
 		if ru.action == actionAllow {
@@ -140,22 +152,50 @@ func (p *Policy) decideNonHTTP(r *request) outcome {
 	return outcome{reason: ReasonNonHTTPDeny, denial: forbidden(ReasonNonHTTPDeny, "non-HTTP traffic is denied")}
 }
 
-func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outcome {
-	var ru *rule
-	for _, c := range p.rules {
-		if c.matchesHTTP(r) {
-			ru = c
-			break
-		}
+// celMatches evaluates match.cel once the rule's other match fields have matched. An
+// evaluation error is not a non-match, which would let the request fall through to a
+// looser rule: it is a refusal, returned as o.
+func (ru *rule) celMatches(r *request, now time.Time) (matched bool, o *outcome) {
+	if ru.matchCEL == nil {
+		return true, nil
 	}
-	switch {
-	case ru == nil && p.defaultAllow:
+	ok, err := evalCEL(ru.matchCEL, r, nil, now)
+	if err != nil {
+		failed := celFailed(ru, err)
+		return false, &failed
+	}
+	return ok, nil
+}
+
+func celFailed(ru *rule, err error) outcome {
+	return outcome{reason: ReasonCELError, rule: ru, celErr: celErrorText(err), denial: celDenial(ReasonCELError, ru)}
+}
+
+func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outcome {
+	for _, ru := range p.rules {
+		if !ru.matchesHTTP(r) {
+			continue
+		}
+		if matched, o := ru.celMatches(r, now); !matched {
+			if o != nil {
+				return *o
+			}
+			continue
+		}
+		return p.applyRule(ctx, r, ru, now)
+	}
+	if p.defaultAllow {
 		return outcome{allow: true, reason: ReasonDefaultAllow}
-	case ru == nil:
-		return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request")}
-	case ru.action == actionAllow:
+	}
+	return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request")}
+}
+
+// applyRule decides a request by the rule that selected it.
+func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.Time) outcome {
+	switch ru.action {
+	case actionAllow:
 		return outcome{allow: true, reason: ReasonPublic, rule: ru}
-	case ru.action == actionDeny:
+	case actionDeny:
 		return outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
 	}
 
@@ -167,7 +207,8 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 	}
 	if !found {
 		if ru.optional {
-			return outcome{allow: true, reason: ReasonAnonymous, rule: ru}
+			// require.cel still holds for anonymous requests, with claims = {}.
+			return p.requireCEL(outcome{allow: true, reason: ReasonAnonymous, rule: ru}, r, nil, now)
 		}
 		// RFC 6750 §3.1: no error code when the request carried no credentials.
 		return outcome{reason: ReasonMissingToken, rule: ru, denial: denial{
@@ -210,7 +251,38 @@ func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outc
 		return o
 	}
 	o.allow, o.reason = true, ReasonAllowed
+	return p.requireCEL(o, r, id.celClaims, now)
+}
+
+// requireCEL applies the rule's require.cel to an allow o: false denies with cel_denied,
+// an error with cel_error.
+func (p *Policy) requireCEL(o outcome, r *request, claims map[string]any, now time.Time) outcome {
+	prg := o.rule.requireCEL
+	if prg == nil {
+		return o
+	}
+	ok, err := evalCEL(prg, r, claims, now)
+	switch {
+	case err != nil:
+		o.allow, o.reason, o.celErr = false, ReasonCELError, celErrorText(err)
+		o.denial = celDenial(ReasonCELError, o.rule)
+	case !ok:
+		o.allow, o.reason = false, ReasonCELDenied
+		o.denial = celDenial(ReasonCELDenied, o.rule)
+	}
 	return o
+}
+
+// celDenial is the 403 for a CEL condition that was false or failed: it names the rule, so
+// the team that owns the condition can be found from the client's answer.
+func celDenial(reason Reason, ru *rule) denial {
+	desc := "the rule's condition denies this request"
+	if reason == ReasonCELError {
+		desc = "the rule's condition could not be evaluated"
+	}
+	d := forbidden(reason, desc)
+	d.rule = ru.name
+	return d
 }
 
 // authenticate turns a credential into a verified identity: from the cache when the same

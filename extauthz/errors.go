@@ -79,6 +79,8 @@ const (
 	ReasonScope           Reason = "insufficient_scope" // 403
 	ReasonClaimMismatch   Reason = "claim_mismatch"     // 403
 	ReasonCSRF            Reason = "csrf_origin"        // 403, a cookie token on a cross-site unsafe request
+	ReasonCELDenied       Reason = "cel_denied"         // 403, require.cel was false
+	ReasonCELError        Reason = "cel_error"          // 403, a CEL condition failed to evaluate
 	ReasonRuleDeny        Reason = "rule_deny"          // 403
 	ReasonNoRule          Reason = "no_matching_rule"   // 403 default deny
 	ReasonNonHTTPDeny     Reason = "non_http_deny"      // 403, TCP check
@@ -95,7 +97,7 @@ var Reasons = []Reason{
 	ReasonUnknownIssuer, ReasonIssuerNotHere, ReasonAlgorithm, ReasonHeader, ReasonType,
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience, ReasonScope,
-	ReasonClaimMismatch, ReasonCSRF, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
+	ReasonClaimMismatch, ReasonCSRF, ReasonCELDenied, ReasonCELError, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 }
 

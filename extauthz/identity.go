@@ -5,6 +5,8 @@ import (
 	"encoding/base64"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/jwt-authz/jwt-authz/condition"
 )
 
 // identity is a verified token reduced to what decisions and responses read: who it is, the
@@ -19,6 +21,9 @@ type identity struct {
 	// claims holds only the claims rules can read, by index into Policy.claimPaths (scope,
 	// scp, then every require.claims path); nil when the token has none of them.
 	claims []any
+	// celClaims is the whole payload converted for CEL (condition.Claims); nil unless a
+	// require.cel may read it.
+	celClaims map[string]any
 	// headerWire is the upstream headers, encoded as OkHttpResponse.headers entries: the
 	// claim headers in setMask (bit i for provider.claimHeaders[i]; a claim that is absent
 	// or not a valid header value is not sent) and the payload header when configured.
@@ -45,6 +50,9 @@ func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 			}
 			id.claims[i] = v
 		}
+	}
+	if p.celClaims {
+		id.celClaims = condition.Claims(vt.claims)
 	}
 	var headers []byte
 	for i, ch := range pr.claimHeaders {

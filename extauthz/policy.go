@@ -31,7 +31,10 @@ type Policy struct {
 	// holds them parsed, at the same indexes.
 	claimPaths   []string
 	claimLookups []config.ClaimPath
-	cache      *tokenCache // nil when disabled
+	// celClaims: some require.cel reads claims, so an identity keeps the whole payload
+	// (converted for CEL once, at verification, not on every cached check).
+	celClaims bool
+	cache     *tokenCache // nil when disabled
 	// denials holds each kind of deny response once encoded (denial -> []byte);
 	// the kinds are a closed set drawn from the config and fixed texts.
 	denials sync.Map
@@ -173,7 +176,12 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 				return nil, fmt.Errorf("extauthz: rule %q: no provider %q", rc.Name, n)
 			}
 		}
-		p.rules = append(p.rules, compileRule(rc, p.providers, byName, p.claimPaths))
+		ru, err := compileRule(rc, p.providers, byName, p.claimPaths, cfg.CEL.CostLimit)
+		if err != nil {
+			return nil, err
+		}
+		p.celClaims = p.celClaims || ru.requireCEL != nil
+		p.rules = append(p.rules, ru)
 	}
 	if cfg.Cache.Enabled == nil || *cfg.Cache.Enabled {
 		entries, bytes := cfg.Cache.MaxEntries, cfg.Cache.MaxBytes

@@ -186,7 +186,8 @@ func denialBody(dn denial) []byte {
 		Error       string `json:"error"`
 		Description string `json:"error_description"`
 		Reason      Reason `json:"reason"`
-	}{errCode, dn.desc, dn.reason})
+		Rule        string `json:"rule,omitempty"`
+	}{errCode, dn.desc, dn.reason, dn.rule})
 	return body
 }
 

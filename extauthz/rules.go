@@ -1,9 +1,11 @@
 package extauthz
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
+	"github.com/jwt-authz/jwt-authz/condition"
 	"github.com/jwt-authz/jwt-authz/config"
 )
 
@@ -28,7 +30,8 @@ type rule struct {
 	ctxExt     map[string]string
 	srcPrinc   []string
 	dstPrinc   []string
-	preflight  bool // match only CORS preflights
+	preflight  bool               // match only CORS preflights
+	matchCEL   *condition.Program // nil when the rule has no match.cel
 
 	action    action
 	providers []*provider   // candidates for a token; every provider when the rule names none
@@ -36,6 +39,8 @@ type rule struct {
 	scopes    []string
 	claims    []claimRequirement
 	optional  bool
+	// requireCEL is require.cel, nil when absent.
+	requireCEL *condition.Program
 }
 
 type claimRequirement struct {
@@ -44,7 +49,7 @@ type claimRequirement struct {
 	values []string
 }
 
-func compileRule(r config.Rule, providers []*provider, byName map[string]*provider, claimPaths []string) *rule {
+func compileRule(r config.Rule, providers []*provider, byName map[string]*provider, claimPaths []string, costLimit uint64) (*rule, error) {
 	c := &rule{
 		name:      r.Name,
 		metadata:  metadataEntry("rule", r.Name),
@@ -67,13 +72,27 @@ func compileRule(r config.Rule, providers []*provider, byName map[string]*provid
 			c.hosts = append(c.hosts, h)
 		}
 	}
+	if r.Match.CEL != "" {
+		prg, err := condition.Compile(r.Match.CEL, costLimit)
+		if err != nil {
+			return nil, fmt.Errorf("extauthz: rule %q: match.cel: %w", r.Name, err)
+		}
+		c.matchCEL = prg
+	}
 	switch r.Action {
 	case "allow":
 		c.action = actionAllow
-		return c
+		return c, nil
 	case "deny":
 		c.action = actionDeny
-		return c
+		return c, nil
+	}
+	if r.Require.CEL != "" {
+		prg, err := condition.Compile(r.Require.CEL, costLimit)
+		if err != nil {
+			return nil, fmt.Errorf("extauthz: rule %q: require.cel: %w", r.Name, err)
+		}
+		c.requireCEL = prg
 	}
 	c.action = actionRequire
 	c.optional = r.Require.Optional
@@ -95,7 +114,7 @@ func compileRule(r config.Rule, providers []*provider, byName map[string]*provid
 		c.claims = append(c.claims, claimRequirement{path: path, index: slices.Index(claimPaths, path), values: vals})
 	}
 	slices.SortFunc(c.claims, func(a, b claimRequirement) int { return strings.Compare(a.path, b.path) })
-	return c
+	return c, nil
 }
 
 // matchesHTTP reports whether the rule selects this HTTP request.

@@ -129,7 +129,7 @@ func (s *Server) logDecision(ctx context.Context, d Decision, elapsed time.Durat
 	}
 	// Every field a client or a token chooses is clipped (logfields.go); rule, provider and
 	// reason come from the configuration and the code.
-	s.log.LogAttrs(ctx, level, "decision",
+	attrs := []slog.Attr{
 		slog.String("decision", decision),
 		slog.String("reason", string(d.Reason)),
 		slog.Int("status", d.HTTPStatus),
@@ -143,7 +143,11 @@ func (s *Server) logDecision(ctx context.Context, d Decision, elapsed time.Durat
 		slog.Duration("duration", elapsed),
 		slog.String("x-request-id", clipField(d.RequestID)),
 		slog.String("front", string(d.Front)),
-	)
+	}
+	if d.CELError != "" {
+		attrs = append(attrs, slog.String("cel_error", d.CELError))
+	}
+	s.log.LogAttrs(ctx, level, "decision", attrs...)
 }
 
 func randFloat() float64 { return rand.Float64() }

@@ -18,6 +18,9 @@ import (
 	"os/signal"
 	"runtime"
 	"syscall"
+	// CEL conditions read time zones (now.getHours("Europe/Berlin")); distroless images have
+	// no zoneinfo, so the binary carries its own.
+	_ "time/tzdata"
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/internal/probe"
