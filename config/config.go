@@ -110,6 +110,21 @@ type Provider struct {
 	Types []string `yaml:"types"`
 	// Realm is the realm in WWW-Authenticate challenges (default: the provider name).
 	Realm string `yaml:"realm"`
+	// AudienceClaims are the claims that may carry the audience, each a claim path whose
+	// value is a string or an array of strings (default [aud]; Cognito access tokens name
+	// the client in client_id, many IdPs in azp).
+	AudienceClaims []string `yaml:"audience_claims"`
+	// AuthorizedParties, when set, must hold the token's azp (or its client_id when it has
+	// no azp): the clients whose tokens are accepted.
+	AuthorizedParties []string `yaml:"authorized_parties"`
+	// RequiredClaims maps claim paths to allowed values that every token of the provider
+	// must carry to be an access token here (Keycloak typ: Bearer, Cognito token_use:
+	// access); a miss is 401 invalid_token.
+	RequiredClaims map[string]Values `yaml:"required_claims"`
+	// RejectIDTokens refuses evident OpenID Connect ID tokens presented as access tokens
+	// (RFC 8725 §3.11, §3.12): at_hash, c_hash or nonce present, Keycloak typ: ID, Cognito
+	// token_use: id (default true).
+	RejectIDTokens *bool `yaml:"reject_id_tokens"`
 
 	Keys         []Key         `yaml:"keys"`
 	TokenSources []TokenSource `yaml:"token_sources"`
@@ -208,7 +223,11 @@ type Require struct {
 	Providers []string `yaml:"providers"`
 	// Scopes must all be granted.
 	Scopes []string `yaml:"scopes"`
-	// Claims maps a dotted claim path to its allowed values (scalar or list).
+	// Audiences, when set, must hold one of the token's audiences (read from its
+	// provider's audience_claims); a miss is 401 invalid_token.
+	Audiences []string `yaml:"audiences"`
+	// Claims maps a claim path (dotted or JSON Pointer) to its allowed values (scalar or
+	// list).
 	Claims map[string]Values `yaml:"claims"`
 	// Optional lets requests without a credential through anonymously; a credential that is
 	// present but invalid is still refused.

@@ -46,6 +46,9 @@ func TestLoadExample(t *testing.T) {
 			RequireExp: &yes,
 			Types:      []string{"JWT", "at+jwt", "application/jwt", "application/at+jwt"},
 			Realm:      "demo",
+			// issue 11: defaults of the audience and ID-token checks
+			AudienceClaims: []string{"aud"},
+			RejectIDTokens: &yes,
 			Keys: []Key{
 				{
 					JWKSURI:            "https://issuer.example/.well-known/jwks.json",
@@ -262,6 +265,11 @@ func TestParseBroken(t *testing.T) {
 		{name: "cel with an unknown variable", replace: [2]string{"providers: [demo]}", "providers: [demo], cel: 'request.paht == \"/\"'}"}, want: "rules[0].require.cel"},
 		{name: "cel that is not a bool", replace: [2]string{"providers: [demo]}", "providers: [demo], cel: 'request.path'}"}, want: "rules[0].require.cel"},
 		{name: "match cel with a type error", replace: [2]string{"{path_prefix: /}", "{path_prefix: /, cel: 'request.method == 1'}"}, want: "rules[0].match.cel"},
+		{name: "audience claim path with a backslash", replace: [2]string{"  clock_skew: 30s", `  clock_skew: 30s
+  audience_claims: ['a\b']`}, want: "providers[0].audience_claims[0]"},
+		{name: "required claim without values", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  required_claims: {typ: []}"}, want: "providers[0].required_claims.typ"},
+		{name: "empty authorized party", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  authorized_parties: ['']"}, want: "providers[0].authorized_parties[0]"},
+		{name: "empty rule audience", replace: [2]string{"providers: [demo]}", "providers: [demo], audiences: ['']}"}, want: "rules[0].require.audiences[0]"},
 		{name: "default_action", replace: [2]string{"rules:", "default_action: permit\nrules:"}, want: "default_action"},
 		{name: "non_http_action", replace: [2]string{"rules:", "non_http_action: maybe\nrules:"}, want: "non_http_action"},
 		{name: "log level", replace: [2]string{"rules:", "log: {level: verbose}\nrules:"}, want: "log.level"},

@@ -92,6 +92,12 @@ func (c *Config) setDefaults() {
 		if p.Realm == "" {
 			p.Realm = p.Name
 		}
+		if len(p.AudienceClaims) == 0 {
+			p.AudienceClaims = []string{"aud"}
+		}
+		if p.RejectIDTokens == nil {
+			p.RejectIDTokens = ptr(true)
+		}
 		if len(p.TokenSources) == 0 {
 			p.TokenSources = []TokenSource{{Header: "authorization", Prefix: "Bearer"}}
 		}
@@ -189,6 +195,17 @@ func (c *Config) validate() error {
 		if len(p.Algorithms) == 0 {
 			bad(at+".algorithms", "at least one algorithm is required")
 		}
+		for j, c := range p.AudienceClaims {
+			if _, err := ParseClaimPath(c); err != nil {
+				bad(fmt.Sprintf("%s.audience_claims[%d]", at, j), "%v", err)
+			}
+		}
+		for j, azp := range p.AuthorizedParties {
+			if azp == "" {
+				bad(fmt.Sprintf("%s.authorized_parties[%d]", at, j), "empty")
+			}
+		}
+		errs = append(errs, validateClaims(at+".required_claims", p.RequiredClaims)...)
 		for j, a := range p.Algorithms {
 			if !slices.Contains(SupportedAlgorithms, a) {
 				bad(fmt.Sprintf("%s.algorithms[%d]", at, j), "unsupported algorithm %q (want one of %s)", a, strings.Join(SupportedAlgorithms, ", "))
@@ -314,16 +331,28 @@ func (c *Config) validate() error {
 			if len(c.Providers) == 0 {
 				bad(at+".require", "no providers are configured")
 			}
-			for claim, vals := range r.Require.Claims {
-				if _, err := ParseClaimPath(claim); err != nil {
-					bad(at+".require.claims."+claim, "%v", err)
-				} else if len(vals) == 0 {
-					bad(at+".require.claims."+claim, "needs at least one value")
+			errs = append(errs, validateClaims(at+".require.claims", r.Require.Claims)...)
+			for j, a := range r.Require.Audiences {
+				if a == "" {
+					bad(fmt.Sprintf("%s.require.audiences[%d]", at, j), "empty")
 				}
 			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateClaims checks a map of claim paths to allowed values.
+func validateClaims(at string, claims map[string]Values) []error {
+	var errs []error
+	for claim, vals := range claims {
+		if _, err := ParseClaimPath(claim); err != nil {
+			errs = append(errs, fmt.Errorf("%s.%s: %w", at, claim, err))
+		} else if len(vals) == 0 {
+			errs = append(errs, fmt.Errorf("%s.%s: needs at least one value", at, claim))
+		}
+	}
+	return errs
 }
 
 func (k Key) validate(at string) []error {

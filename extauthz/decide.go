@@ -236,6 +236,12 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 	}
 	pr := id.provider
 	o := outcome{rule: ru, provider: pr, parsed: pt, token: id, source: src, cacheHit: hit}
+	if len(ru.audiences) > 0 && !audienceAllowed(id, ru.audiences) {
+		// Like the provider's own audience check: this token is not meant for this resource.
+		d := tokenDenied(ru, pr, pt, pr, errAudience)
+		o.reason, o.denial = d.reason, d.denial
+		return o
+	}
 	if missing := missingScopes(ru.scopes, id); len(missing) > 0 {
 		o.reason = ReasonScope
 		o.denial = denial{

@@ -44,6 +44,12 @@ var (
 	errLifetime = errors.New("extauthz: token lifetime too long")
 	// errAudience: aud names none of the provider's audiences.
 	errAudience = errors.New("extauthz: audience not accepted")
+	// errIDToken: an OpenID Connect ID token presented as an access token (RFC 8725 §3.11).
+	errIDToken = errors.New("extauthz: an ID token is not an access token")
+	// errRequiredClaim: a provider's required_claims entry does not hold.
+	errRequiredClaim = errors.New("extauthz: required claim missing or not accepted")
+	// errAuthorizedParty: azp (or client_id) is absent or not in authorized_parties.
+	errAuthorizedParty = errors.New("extauthz: authorized party not accepted")
 	// errKeysUnavailable: the provider cannot vouch for any key right now (fail closed, 503).
 	errKeysUnavailable = errors.New("extauthz: keys unavailable")
 )
@@ -76,18 +82,21 @@ const (
 	ReasonIssuedInFuture  Reason = "issued_in_future"
 	ReasonLifetime        Reason = "lifetime_too_long"
 	ReasonAudience        Reason = "audience_not_allowed"
-	ReasonScope           Reason = "insufficient_scope" // 403
-	ReasonClaimMismatch   Reason = "claim_mismatch"     // 403
-	ReasonCSRF            Reason = "csrf_origin"        // 403, a cookie token on a cross-site unsafe request
-	ReasonCELDenied       Reason = "cel_denied"         // 403, require.cel was false
-	ReasonCELError        Reason = "cel_error"          // 403, a CEL condition failed to evaluate
-	ReasonRuleDeny        Reason = "rule_deny"          // 403
-	ReasonNoRule          Reason = "no_matching_rule"   // 403 default deny
-	ReasonNonHTTPDeny     Reason = "non_http_deny"      // 403, TCP check
-	ReasonKeysUnavailable Reason = "keys_unavailable"   // 503
-	ReasonInternal        Reason = "internal_error"     // 500, a bug: fail closed
-	ReasonBadRequest      Reason = "malformed_request"  // 400, the CheckRequest itself does not decode
-	ReasonUntrustedProxy  Reason = "untrusted_proxy"    // 403, forwarded request details from a peer not trusted to send them
+	ReasonIDToken         Reason = "id_token"                     // 401, an OIDC ID token
+	ReasonRequiredClaim   Reason = "required_claim"               // 401, provider required_claims
+	ReasonAuthorizedParty Reason = "authorized_party_not_allowed" // 401, azp not allowed
+	ReasonScope           Reason = "insufficient_scope"           // 403
+	ReasonClaimMismatch   Reason = "claim_mismatch"               // 403
+	ReasonCSRF            Reason = "csrf_origin"                  // 403, a cookie token on a cross-site unsafe request
+	ReasonCELDenied       Reason = "cel_denied"                   // 403, require.cel was false
+	ReasonCELError        Reason = "cel_error"                    // 403, a CEL condition failed to evaluate
+	ReasonRuleDeny        Reason = "rule_deny"                    // 403
+	ReasonNoRule          Reason = "no_matching_rule"             // 403 default deny
+	ReasonNonHTTPDeny     Reason = "non_http_deny"                // 403, TCP check
+	ReasonKeysUnavailable Reason = "keys_unavailable"             // 503
+	ReasonInternal        Reason = "internal_error"               // 500, a bug: fail closed
+	ReasonBadRequest      Reason = "malformed_request"            // 400, the CheckRequest itself does not decode
+	ReasonUntrustedProxy  Reason = "untrusted_proxy"              // 403, forwarded request details from a peer not trusted to send them
 )
 
 // Reasons lists every reason, for metrics that pre-declare their label values.
@@ -96,7 +105,8 @@ var Reasons = []Reason{
 	ReasonMissingToken, ReasonMultipleTokens, ReasonTokenTooLarge, ReasonMalformedToken,
 	ReasonUnknownIssuer, ReasonIssuerNotHere, ReasonAlgorithm, ReasonHeader, ReasonType,
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
-	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience, ReasonScope,
+	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience,
+	ReasonIDToken, ReasonRequiredClaim, ReasonAuthorizedParty, ReasonScope,
 	ReasonClaimMismatch, ReasonCSRF, ReasonCELDenied, ReasonCELError, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 }
@@ -124,6 +134,9 @@ var tokenErrors = []struct {
 	{errIssuedInFuture, ReasonIssuedInFuture, "the token was issued in the future"},
 	{errLifetime, ReasonLifetime, "the token lifetime is too long"},
 	{errAudience, ReasonAudience, "the token audience is not accepted"},
+	{errIDToken, ReasonIDToken, "an ID token is not an access token"},
+	{errRequiredClaim, ReasonRequiredClaim, "the token is not an access token for this resource"},
+	{errAuthorizedParty, ReasonAuthorizedParty, "the token's client is not accepted"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
 }
 

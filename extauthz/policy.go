@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,16 @@ type provider struct {
 	skew, maxLifetime time.Duration
 	requireExp        bool
 	keys              KeySource
+	// requireTyp: types names only explicit media types such as at+jwt (RFC 9068), so a
+	// token without typ is refused rather than taken for one.
+	requireTyp        bool
+	audienceClaims    []config.ClaimPath
+	authorizedParties []string
+	requiredClaims    []claimCheck
+	rejectIDTokens    bool
+	// audienceIndexes are audienceClaims' indexes in Policy.claimPaths, set when a rule
+	// requires audiences.
+	audienceIndexes []int
 
 	sources       []tokenSource
 	claimHeaders  []claimHeader // sorted by header
@@ -64,6 +75,12 @@ type provider struct {
 	removals         sync.Map // uint64 -> []byte
 	// metadata and issuerMetadata are the encoded dynamic metadata entries provider and iss.
 	metadata, issuerMetadata []byte
+}
+
+// claimCheck is a claim path and its allowed values.
+type claimCheck struct {
+	path   config.ClaimPath
+	values []string
 }
 
 type claimHeader struct {
@@ -112,6 +129,29 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		if len(pr.types) == 0 {
 			pr.types = config.DefaultTypes
 		}
+		pr.requireTyp = !slices.ContainsFunc(pr.types, func(t string) bool {
+			return strings.EqualFold(t, "JWT") || strings.EqualFold(t, "application/jwt")
+		})
+		pr.rejectIDTokens = pc.RejectIDTokens == nil || *pc.RejectIDTokens
+		pr.authorizedParties = pc.AuthorizedParties
+		audClaims := pc.AudienceClaims
+		if len(audClaims) == 0 {
+			audClaims = []string{"aud"}
+		}
+		for _, c := range audClaims {
+			path, err := config.ParseClaimPath(c)
+			if err != nil {
+				return nil, fmt.Errorf("extauthz: provider %q: audience_claims: %w", pc.Name, err)
+			}
+			pr.audienceClaims = append(pr.audienceClaims, path)
+		}
+		for c, vals := range pc.RequiredClaims {
+			path, err := config.ParseClaimPath(c)
+			if err != nil {
+				return nil, fmt.Errorf("extauthz: provider %q: required_claims: %w", pc.Name, err)
+			}
+			pr.requiredClaims = append(pr.requiredClaims, claimCheck{path: path, values: vals})
+		}
 		for _, a := range pc.Algorithms {
 			if a == "none" || !slices.Contains(config.SupportedAlgorithms, a) {
 				return nil, fmt.Errorf("extauthz: provider %q: algorithm %q not supported", pc.Name, a)
@@ -153,16 +193,38 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 	p.claimLookups = []config.ClaimPath{
 		scopeClaim: {Segments: []string{"scope"}}, scpClaim: {Segments: []string{"scp"}},
 	}
+	addPath := func(path string) (int, error) {
+		if i := slices.Index(p.claimPaths, path); i >= 0 {
+			return i, nil
+		}
+		parsed, err := config.ParseClaimPath(path)
+		if err != nil {
+			return 0, err
+		}
+		p.claimPaths = append(p.claimPaths, path)
+		p.claimLookups = append(p.claimLookups, parsed)
+		return len(p.claimPaths) - 1, nil
+	}
+	if slices.ContainsFunc(cfg.Rules, func(r config.Rule) bool { return r.Require != nil && len(r.Require.Audiences) > 0 }) {
+		for i, pr := range p.providers {
+			audClaims := cfg.Providers[i].AudienceClaims
+			if len(audClaims) == 0 {
+				audClaims = []string{"aud"}
+			}
+			for _, c := range audClaims {
+				idx, err := addPath(c)
+				if err != nil {
+					return nil, fmt.Errorf("extauthz: provider %q: %w", pr.name, err)
+				}
+				pr.audienceIndexes = append(pr.audienceIndexes, idx)
+			}
+		}
+	}
 	for _, rc := range cfg.Rules {
 		if rc.Require != nil {
 			for path := range rc.Require.Claims {
-				if !slices.Contains(p.claimPaths, path) {
-					parsed, err := config.ParseClaimPath(path)
-					if err != nil {
-						return nil, fmt.Errorf("extauthz: rule %q: %w", rc.Name, err)
-					}
-					p.claimPaths = append(p.claimPaths, path)
-					p.claimLookups = append(p.claimLookups, parsed)
+				if _, err := addPath(path); err != nil {
+					return nil, fmt.Errorf("extauthz: rule %q: %w", rc.Name, err)
 				}
 			}
 		}

@@ -37,6 +37,7 @@ type rule struct {
 	providers []*provider   // candidates for a token; every provider when the rule names none
 	sources   []tokenSource // the candidates' sources, in order, without repeats
 	scopes    []string
+	audiences []string
 	claims    []claimRequirement
 	optional  bool
 	// requireCEL is require.cel, nil when absent.
@@ -97,6 +98,7 @@ func compileRule(r config.Rule, providers []*provider, byName map[string]*provid
 	c.action = actionRequire
 	c.optional = r.Require.Optional
 	c.scopes = r.Require.Scopes
+	c.audiences = r.Require.Audiences
 	if len(r.Require.Providers) == 0 {
 		c.providers = providers
 	}

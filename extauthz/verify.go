@@ -128,6 +128,9 @@ func (p *provider) verify(ctx context.Context, t *parsedToken, now time.Time) (*
 	if t.hasTyp && !slices.ContainsFunc(p.types, func(s string) bool { return strings.EqualFold(s, t.typ) }) {
 		return nil, fmt.Errorf("%w: %q", errType, t.typ)
 	}
+	if !t.hasTyp && p.requireTyp {
+		return nil, fmt.Errorf("%w: typ is absent and types lists only explicit types", errType)
+	}
 	key, found, err := p.keys.Lookup(ctx, t.kid)
 	if err != nil {
 		return nil, fmt.Errorf("provider %q: %w: %v", p.name, errKeysUnavailable, err)
@@ -202,6 +205,11 @@ func (p *provider) checkClaims(vt *verifiedToken, now time.Time) error {
 		}
 		vt.sub = s
 	}
+	if p.rejectIDTokens {
+		if marker := idTokenMarker(c); marker != "" {
+			return fmt.Errorf("%w: %s", errIDToken, marker)
+		}
+	}
 	exp, hasExp, err := numericDate(c, "exp")
 	if err != nil {
 		return err
@@ -241,12 +249,7 @@ func (p *provider) checkClaims(vt *verifiedToken, now time.Time) error {
 			return errLifetime
 		}
 	}
-	if ok, err := p.audienceOK(c["aud"]); err != nil {
-		return err
-	} else if !ok {
-		return errAudience
-	}
-	return nil
+	return p.checkAccessToken(c)
 }
 
 // numericDate reads a NumericDate claim (RFC 7519 §2): a JSON number, possibly fractional.
@@ -264,29 +267,6 @@ func numericDate(c map[string]any, name string) (float64, bool, error) {
 		return 0, false, fmt.Errorf("%w: %s is out of range", errClaims, name)
 	}
 	return f, true, nil
-}
-
-// audienceOK: aud is a string or an array of strings naming at least one of our audiences.
-// An aud of any other shape, an array with a non-string element included, is malformed
-// (RFC 7519 §4.1.3): accepting it would let one verifier read what another ignores.
-func (p *provider) audienceOK(aud any) (bool, error) {
-	switch a := aud.(type) {
-	case nil:
-		return false, nil
-	case string:
-		return slices.Contains(p.audiences, a), nil
-	case []any:
-		ok := false
-		for _, e := range a {
-			s, isString := e.(string)
-			if !isString {
-				return false, fmt.Errorf("%w: aud array holds a non-string", errClaims)
-			}
-			ok = ok || slices.Contains(p.audiences, s)
-		}
-		return ok, nil
-	}
-	return false, fmt.Errorf("%w: aud is neither a string nor an array of strings", errClaims)
 }
 
 // hmacKeySize is the least secret length for an HS* algorithm (RFC 7518 §3.2: at least the
