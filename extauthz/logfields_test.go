@@ -37,7 +37,7 @@ func (b *lockedBuffer) take() string {
 func TestDecisionLogFieldsClipped(t *testing.T) {
 	const huge = 1 << 20
 	var logs lockedBuffer
-	client := startServer(t, Options{Logger: jsonLogger(&logs), Now: func() time.Time { return testNow }}, false)
+	client := startServer(t, Options{DecisionLog: &logs, Now: func() time.Time { return testNow }}, false)
 	protected := map[string]string{"route": "protected"}
 	longSub := sig.mint(t, "ES256", "ec256", func(_, c map[string]any) { c["sub"] = strings.Repeat("s", 4<<10) })
 	longKID := sig.mint(t, "ES256", "ec256", func(h, _ map[string]any) { h["kid"] = strings.Repeat("k", 4<<10) })

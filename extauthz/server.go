@@ -6,6 +6,7 @@ package extauthz
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
@@ -23,6 +24,7 @@ type Server struct {
 
 	policy     atomic.Pointer[Policy]
 	log        *slog.Logger
+	decisions  io.Writer // nil: decisions are not logged
 	now        func() time.Time
 	observe    func(Decision, time.Duration)
 	sampleRate float64
@@ -33,7 +35,11 @@ var _ authv3.AuthorizationServer = (*Server)(nil)
 
 // Options configure a Server. Every field is optional.
 type Options struct {
+	// Logger receives what is not a decision (a recovered panic).
 	Logger *slog.Logger
+	// DecisionLog receives one JSON line per decision, in one Write per line; nil logs no
+	// decisions. It should buffer (internal/linewriter): it is called on the Check path.
+	DecisionLog io.Writer
 	// Now is the clock for token times (tests inject one).
 	Now func() time.Time
 	// Observe is called once per decision with its duration (metrics).
@@ -46,7 +52,7 @@ type Options struct {
 
 // NewServer returns a Server applying p.
 func NewServer(p *Policy, opts Options) *Server {
-	s := &Server{log: opts.Logger, now: opts.Now, observe: opts.Observe, sampleRate: 1, sample: opts.Random}
+	s := &Server{log: opts.Logger, decisions: opts.DecisionLog, now: opts.Now, observe: opts.Observe, sampleRate: 1, sample: opts.Random}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -90,9 +96,7 @@ func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: FrontGRPC}
 			out = p.appendDeny(dst, denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
 				code: "server_error", desc: "internal error"}, outcome{}, d)
-			if s.observe != nil {
-				s.observe(d, time.Since(start))
-			}
+			s.record(ctx, d, time.Since(start))
 		}
 	}()
 	out, d := p.AppendCheck(dst, ctx, in, s.now())
@@ -114,40 +118,12 @@ func checkMessage(req *authv3.CheckRequest, appendCheck func(dst, in []byte) []b
 	return resp
 }
 
-// logDecision writes one line per decision. It never sees the token.
-func (s *Server) logDecision(ctx context.Context, d Decision, elapsed time.Duration) {
-	if d.Allowed && s.sampleRate < 1 && s.sample() >= s.sampleRate {
+// logDecision writes one line per decision, unless it is an allow the sample leaves out.
+func (s *Server) logDecision(_ context.Context, d Decision, elapsed time.Duration) {
+	if s.decisions == nil || d.Allowed && s.sampleRate < 1 && s.sample() >= s.sampleRate {
 		return
 	}
-	level := slog.LevelInfo
-	decision := "allow"
-	if !d.Allowed {
-		decision = "deny"
-	}
-	if !s.log.Enabled(ctx, level) {
-		return
-	}
-	// Every field a client or a token chooses is clipped (logfields.go); rule, provider and
-	// reason come from the configuration and the code.
-	attrs := []slog.Attr{
-		slog.String("decision", decision),
-		slog.String("reason", string(d.Reason)),
-		slog.Int("status", d.HTTPStatus),
-		slog.String("rule", d.Rule),
-		slog.String("provider", d.Provider),
-		slog.String("iss", clipField(d.Issuer)),
-		slog.String("sub", clipField(d.Subject)),
-		slog.String("kid", clipField(d.KID)),
-		slog.String("method", clipField(d.Method)),
-		slog.String("path", clipPath(d.Path)),
-		slog.Duration("duration", elapsed),
-		slog.String("x-request-id", clipField(d.RequestID)),
-		slog.String("front", string(d.Front)),
-	}
-	if d.CELError != "" {
-		attrs = append(attrs, slog.String("cel_error", d.CELError))
-	}
-	s.log.LogAttrs(ctx, level, "decision", attrs...)
+	writeDecision(s.decisions, time.Now(), d, elapsed)
 }
 
 func randFloat() float64 { return rand.Float64() }

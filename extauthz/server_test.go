@@ -255,9 +255,9 @@ func TestServerLog(t *testing.T) {
 	var buf bytes.Buffer
 	var observed []Decision
 	s := NewServer(p, Options{
-		Logger:  jsonLogger(&buf),
-		Now:     func() time.Time { return testNow },
-		Observe: func(d Decision, _ time.Duration) { observed = append(observed, d) },
+		DecisionLog: &buf,
+		Now:         func() time.Time { return testNow },
+		Observe:     func(d Decision, _ time.Duration) { observed = append(observed, d) },
 	})
 	valid := sig.mint(t, "ES256", "ec256", nil)
 	forged := sig.mint(t, "ES256", "attacker-ec", func(h, _ map[string]any) { h["kid"] = "ec256" })
@@ -286,6 +286,7 @@ func TestServerLog(t *testing.T) {
 			want := map[string]any{
 				"decision": tc.decision, "reason": string(tc.reason), "rule": "api", "provider": "demo",
 				"kid": "ec256", "path": "/api/items", "x-request-id": "5d1f0c7e-3f6a-4d0b-9a51-7c1e2b3a4d5e",
+				"level": "INFO", "msg": "decision", "cached": false,
 			}
 			if tc.sub != "" {
 				want["iss"], want["sub"] = "https://issuer.example", tc.sub
@@ -319,7 +320,7 @@ func TestServerLogSampling(t *testing.T) {
 	p := newVerifyFixture(t).policy
 	var buf bytes.Buffer
 	none := 0.0
-	s := NewServer(p, Options{Logger: jsonLogger(&buf), Now: func() time.Time { return testNow }, AllowSampleRate: &none})
+	s := NewServer(p, Options{DecisionLog: &buf, Now: func() time.Time { return testNow }, AllowSampleRate: &none})
 	s.Check(t.Context(), envoyRequest{headers: bearer(sig.mint(t, "ES256", "ec256", nil))}.proto())
 	if buf.Len() != 0 {
 		t.Errorf("Check(allow) with allow_sample_rate 0 logged %q, want nothing", buf.String())
@@ -354,8 +355,8 @@ rules:
   match: {path_prefix: /}
   require: {}
 `, map[string]KeySource{"demo": &panicKeys{}})
-	var buf bytes.Buffer
-	s := NewServer(p, Options{Logger: jsonLogger(&buf), Now: func() time.Time { return testNow }})
+	var buf, decisions bytes.Buffer
+	s := NewServer(p, Options{Logger: jsonLogger(&buf), DecisionLog: &decisions, Now: func() time.Time { return testNow }})
 	tok := sig.mint(t, "ES256", "ec256", nil)
 	resp, err := s.Check(t.Context(), envoyRequest{headers: bearer(tok)}.proto())
 	if err != nil {
@@ -366,6 +367,9 @@ rules:
 	}
 	if strings.Contains(buf.String(), tok) {
 		t.Errorf("panic log contains the token: %s", buf.String())
+	}
+	if !strings.Contains(decisions.String(), `"decision":"deny","reason":"internal_error"`) {
+		t.Errorf("decision log after a panic = %q, want the denial", decisions.String())
 	}
 }
 

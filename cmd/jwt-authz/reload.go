@@ -17,11 +17,17 @@ import (
 // replace files.
 const reloadPoll = 2 * time.Second
 
-// watchReloads re-reads the config on SIGHUP and whenever the file's content changes.
-func (a *app) watchReloads(ctx context.Context) {
-	hup := make(chan os.Signal, 1)
+// notifyHangup catches SIGHUP from now on: without it, a SIGHUP that arrives before
+// watchReloads runs would end the process and lose the log lines it keeps.
+func notifyHangup() (hup chan os.Signal, stop func()) {
+	hup = make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	return hup, func() { signal.Stop(hup) }
+}
+
+// watchReloads re-reads the config on SIGHUP (from hup) and whenever the file's content
+// changes.
+func (a *app) watchReloads(ctx context.Context, hup <-chan os.Signal) {
 	t := time.NewTicker(reloadPoll)
 	defer t.Stop()
 	last := fileDigest(a.configPath)
@@ -30,9 +36,13 @@ func (a *app) watchReloads(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-hup:
+			// The decisions taken under the old config are written before the reload's
+			// lines, and the reload's lines at once.
+			a.logOut.Flush()
 			a.log.Info("SIGHUP: reloading config")
 			last = fileDigest(a.configPath)
 			a.reload(ctx)
+			a.logOut.Flush()
 		case <-t.C:
 			if d := fileDigest(a.configPath); d != nil && !bytes.Equal(d, last) {
 				last = d

@@ -27,7 +27,11 @@ import (
 	"github.com/jwt-authz/jwt-authz/extauthz"
 	"github.com/jwt-authz/jwt-authz/forwardauth"
 	"github.com/jwt-authz/jwt-authz/internal/gctune"
+	"github.com/jwt-authz/jwt-authz/internal/linewriter"
 )
+
+// logFlushInterval bounds how long a log line waits in memory before it is written.
+const logFlushInterval = 100 * time.Millisecond
 
 // authzService is the gRPC health service name Envoy or Istio may probe besides "".
 const authzService = "envoy.service.auth.v3.Authorization"
@@ -35,6 +39,7 @@ const authzService = "envoy.service.auth.v3.Authorization"
 // app is one running server: listeners, the swappable policy and its key sets.
 type app struct {
 	log        *slog.Logger
+	logOut     *linewriter.Writer // every log line, decisions included, goes through it
 	configPath string
 	metrics    *metrics
 	authz      *extauthz.Server
@@ -50,13 +55,19 @@ type app struct {
 }
 
 func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io.Writer) error {
-	log := newLogger(stderr, cfg.Log.Level)
+	hup, stopHangup := notifyHangup()
+	defer stopHangup()
+	// Log lines are batched (a write per decision cost more than a cached decision) and
+	// written out on shutdown, on reload and every logFlushInterval.
+	logOut := linewriter.New(stderr, logFlushInterval)
+	defer logOut.Close()
+	log, level := newLogger(logOut, cfg.Log.Level)
 	if gc := gctune.Start(); gc != nil { // nil when the environment sets GOGC
 		defer gc.Stop()
 		log.Debug("garbage collector paced by heap size", "floor_bytes", gctune.Floor, "ratio", gctune.Ratio)
 	}
 	reg := prometheus.NewRegistry()
-	a := &app{log: log, configPath: configPath, health: health.NewServer()}
+	a := &app{log: log, logOut: logOut, configPath: configPath, health: health.NewServer()}
 	a.metrics = newMetrics(reg, a)
 
 	// Not serving until every provider has keys (Envoy's health checks keep traffic away).
@@ -68,8 +79,13 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		return err
 	}
 	a.cur.Store(inst)
+	var decisions io.Writer
+	if level <= slog.LevelInfo { // decisions are logged at info
+		decisions = logOut
+	}
 	a.authz = extauthz.NewServer(inst.policy, extauthz.Options{
 		Logger:          log,
+		DecisionLog:     decisions,
 		Observe:         a.metrics.observe,
 		AllowSampleRate: cfg.Log.AllowSampleRate,
 	})
@@ -156,7 +172,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		"providers", len(cfg.Providers), "rules", len(cfg.Rules), "version", version)
 
 	go a.watchReadiness(ctx)
-	go a.watchReloads(ctx)
+	go a.watchReloads(ctx, hup)
 
 	select {
 	case err := <-serveErr:
@@ -196,6 +212,7 @@ func (a *app) shutdown(gs *grpc.Server, cfg *config.Config, https ...*http.Serve
 	}
 	a.cur.Load().stop()
 	a.log.Info("stopped")
+	a.logOut.Flush()
 }
 
 // ready: keys loaded for every provider and not draining.
@@ -269,8 +286,8 @@ func listen(addr string) (net.Listener, error) {
 	return net.Listen("tcp", addr)
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
+func newLogger(w io.Writer, level string) (*slog.Logger, slog.Level) {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(level))
-	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l})), l
 }
