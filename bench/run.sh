@@ -172,15 +172,16 @@ go build -overlay "$W/overlay.json" -o "$BIN/jwt-authz-pprof" ./cmd/jwt-authz
 log "minting $POOL_TOKENS RS256 and $MEM_TOKENS ES256 tokens"
 "$BIN/mint-tokens" -dir "$W" -rs256 "$POOL_TOKENS" -es256 "$MEM_TOKENS" >&2
 
-# authz_config FILE CACHE_YAML [GRPC_ADDRESS]: a jwt-authz config for the bench tokens.
+# authz_config FILE CACHE_YAML [GRPC_ADDRESS [LOG_YAML]]: a jwt-authz config for the bench
+# tokens. Decision logging of allows is sampled away (the tuned setting) unless LOG_YAML says
+# otherwise; the "serving" line tells run.sh the ports.
 authz_config() {
 	cat >"$1" <<EOF
-# jwt-authz under benchmark (bench/run.sh). Decision logging of allows is sampled away so
-# the log does not dominate; the "serving" line tells run.sh the ports.
+# jwt-authz under benchmark (bench/run.sh).
 grpc_address: ${3:-127.0.0.1:0}
 http_address: 127.0.0.1:0
 reflection: false
-log: {level: info, allow_sample_rate: 0}
+log: ${4:-"{level: info, allow_sample_rate: 0}"}
 cache: $2
 providers:
 - name: bench
@@ -199,6 +200,8 @@ EOF
 }
 authz_config "$W/authz-cache.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}"
 authz_config "$W/authz-nocache.yaml" "{enabled: false}"
+# The cached config with the decision log as it is by default: every allow logged.
+authz_config "$W/authz-default.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}" 127.0.0.1:0 "{level: info}"
 authz_config "$W/authz-mem.yaml" "{enabled: true, max_entries: $MEM_CACHE_ENTRIES}"
 # The cached config again, its gRPC listener a unix socket (Envoy's side: a pipe address).
 authz_config "$W/authz-uds.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}" "unix://$W/authz.sock"
@@ -271,13 +274,15 @@ phase_gobench() {
 # ---------------------------------------------------------------------------------------------
 phase_grpc() {
 	log "2/5 gRPC Check: floors and jwt-authz"
-	local noop_pid noop rs_pid rs cached_pid cached nocache_pid nocache round rate
+	local noop_pid noop rs_pid rs cached_pid cached default_pid default nocache_pid nocache round rate
 	start_floor noop
 	noop_pid=$FLOOR_PID noop=$FLOOR_ADDR
 	start_floor rs256
 	rs_pid=$FLOOR_PID rs=$FLOOR_ADDR
 	start_authz "$W/authz-cache.yaml"
 	cached_pid=$AUTHZ_PID cached=$AUTHZ_GRPC
+	start_authz "$W/authz-default.yaml"
+	default_pid=$AUTHZ_PID default=$AUTHZ_GRPC
 	start_authz "$W/authz-nocache.yaml"
 	nocache_pid=$AUTHZ_PID nocache=$AUTHZ_GRPC
 
@@ -286,6 +291,7 @@ phase_grpc() {
 			log "  round $round/$ROUNDS, $([[ $rate == 0 ]] && echo saturation || echo "$rate rps")"
 			grpc_load floor-noop "$round" "$noop" "$noop_pid" -rate "$rate"
 			grpc_load authz-cached "$round" "$cached" "$cached_pid" -rate "$rate"
+			grpc_load authz-default "$round" "$default" "$default_pid" -rate "$rate"
 			grpc_load floor-rs256 "$round" "$rs" "$rs_pid" -rate "$rate"
 			grpc_load authz-nocache "$round" "$nocache" "$nocache_pid" -rate "$rate"
 			grpc_load authz-distinct "$round" "$cached" "$cached_pid" -distinct -rate "$rate"
@@ -294,6 +300,7 @@ phase_grpc() {
 	stop "$noop_pid"
 	stop "$rs_pid"
 	stop "$cached_pid"
+	stop "$default_pid"
 	stop "$nocache_pid"
 }
 

@@ -288,13 +288,14 @@ func (r *report) grpcSection(m *md) {
 	m.p("")
 	m.p("- **floor: no-op Check** (`bench/cmd/floor -mode noop`): grpc-go decodes the request and the server returns OK without looking: the transport floor.")
 	m.p("- **floor: RS256 verify** (`-mode rs256`): the same plus a bare standard-library RS256 check of the bearer token (split, base64url-decode, `rsa.VerifyPKCS1v15` over SHA-256): the floor for a verification that is not cached.")
-	m.p("- **jwt-authz** (`cmd/jwt-authz`, built from this commit) with one provider (`jwks_file` holding the RSA and P-256 keys), one rule requiring it, `claims_to_headers: {sub: x-jwt-sub}`, `forward_token: false`, `log: {level: info, allow_sample_rate: 0}`. "+
+	m.p("- **jwt-authz** (`cmd/jwt-authz`, built from this commit) with one provider (`jwks_file` holding the RSA and P-256 keys), one rule requiring it, `claims_to_headers: {sub: x-jwt-sub}`, `forward_token: false`, `log: {level: info, allow_sample_rate: 0}` (the tuned setting); the default-log run is the cached one with `log: {level: info}`, as a user who keeps the defaults runs it: every allow is written to the decision log (stderr, here a file). "+
 		"Cache on (`max_entries: %s`) for the one-token run, `cache: {enabled: false}` for the cache-off run; the distinct-token run cycles through %s pre-minted RS256 tokens, more than the cache holds, so every lookup misses and every miss inserts and evicts.", f["cache_entries"], f["pool_tokens"])
 	m.p("")
 	m.p("### At saturation (closed loop, %s concurrent streams over %s HTTP/2 connections)", f["grpc_workers"], f["grpc_conns"])
 	m.p("")
 	r.loadTable(m, "grpc", grpcRuns, "closed")
 	r.ratioLine(m, "grpc", "authz-cached", "floor-noop")
+	r.ratioLine(m, "grpc", "authz-default", "authz-cached")
 	r.ratioLine(m, "grpc", "authz-nocache", "floor-rs256")
 	r.ratioLine(m, "grpc", "authz-distinct", "floor-rs256")
 	m.p("")

@@ -13,11 +13,12 @@ import (
 // The run ids bench/run.sh passes as -name, in the order the report lists them, and what the
 // report calls them.
 var (
-	grpcRuns  = []string{"floor-noop", "authz-cached", "floor-rs256", "authz-nocache", "authz-distinct"}
+	grpcRuns  = []string{"floor-noop", "authz-cached", "authz-default", "floor-rs256", "authz-nocache", "authz-distinct"}
 	envoyRuns = []string{"none", "jwt_authn", "ext_authz", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "ext_authz-distinct", "ext_authz-split"}
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
+		"authz-default":      "jwt-authz, one RS256 token (cache hit), default log: every allow logged",
 		"floor-rs256":        "floor: no-op + stdlib RS256 verify",
 		"authz-nocache":      "jwt-authz, RS256, cache off",
 		"authz-distinct":     "jwt-authz, RS256, distinct tokens, cache on (all misses)",
@@ -189,13 +190,14 @@ type target struct {
 }
 
 const (
-	mib         = 1 << 20
-	rssLimit    = 64 * mib
-	addedP50Max = 300.0 // µs
-	cachedRatio = 0.9
-	verifyRatio = 0.8
-	envoyRatio  = 0.8
-	memTokens   = 100000
+	mib          = 1 << 20
+	rssLimit     = 64 * mib
+	addedP50Max  = 300.0 // µs
+	cachedRatio  = 0.9
+	defaultRatio = 0.9 // the default decision log within 10% of allow_sample_rate: 0
+	verifyRatio  = 0.8
+	envoyRatio   = 0.8
+	memTokens    = 100000
 )
 
 func (r *report) targets() []target {
@@ -215,6 +217,7 @@ func (r *report) targets() []target {
 		ts = append(ts, t)
 	}
 	ratio("cached Check vs the no-op floor (gRPC, saturation)", cachedRatio, "grpc", "authz-cached", "floor-noop")
+	ratio("cached Check, default log (every allow logged) vs allow_sample_rate: 0", defaultRatio, "grpc", "authz-default", "authz-cached")
 	ratio("uncached RS256 Check (cache off) vs the RS256 floor", verifyRatio, "grpc", "authz-nocache", "floor-rs256")
 	ratio("uncached RS256 Check (distinct tokens, cache on) vs the RS256 floor", verifyRatio, "grpc", "authz-distinct", "floor-rs256")
 	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, one token (saturation)", envoyRatio, "envoy", "ext_authz", "jwt_authn")
