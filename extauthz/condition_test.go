@@ -3,7 +3,6 @@ package extauthz
 import (
 	"bytes"
 	"context"
-	"log/slog"
 	"os"
 	"regexp"
 	"strings"
@@ -124,7 +123,7 @@ rules:
   action: allow
 `, map[string]KeySource{"demo": newFakeKeys("ec256")})
 	var logs bytes.Buffer
-	s := NewServer(p, Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil)), Now: func() time.Time { return testNow }})
+	s := NewServer(p, Options{DecisionLog: &logs, Now: func() time.Time { return testNow }})
 	for _, tc := range []struct {
 		name, path, secret string
 		headers            []string
