@@ -259,3 +259,36 @@ func segment(t *testing.T, tok string, i int) map[string]any {
 	}
 	return m
 }
+
+// TestKeycloakDiscoveryAndJWKSURI configures a realm's keys twice, by discovery and by its
+// jwks_uri (a natural fallback), which publish the same keys: the provider becomes ready, a
+// token verifies, and a token with an unknown kid is 401, not 503. Keycloak's JWKS also
+// lists an RSA-OAEP encryption key, which is skipped with a metric, never used.
+func TestKeycloakDiscoveryAndJWKSURI(t *testing.T) {
+	kc := startedKeycloak(t)
+	createRealm(t, kc, "fallback")
+	a := startAuthz(t, keycloakConfig(kc, "fallback", fmt.Sprintf(
+		"      - discovery: true\n      - jwks_uri: %s/protocol/openid-connect/certs\n", kc.Issuer("fallback"))))
+	a.waitReady(t)
+
+	tok, err := kc.ClientCredentials("fallback", "billing.example.com", "billing-secret", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := a.check(t, "/api/things", tok.AccessToken); d.code != 0 {
+		t.Errorf("Check(token) = %v, want allowed", d)
+	}
+	// The same token under a kid no source publishes (the signature no longer matters: the
+	// key lookup fails first).
+	h := header(t, tok.AccessToken)
+	h["kid"] = "no-such-kid"
+	raw, _ := json.Marshal(h)
+	_, rest, _ := strings.Cut(tok.AccessToken, ".")
+	unknown := base64.RawURLEncoding.EncodeToString(raw) + "." + rest
+	if d := a.check(t, "/api/things", unknown); d.code != 16 || d.http != 401 {
+		t.Errorf("Check(unknown kid) = %v, want 401", d)
+	}
+	if n := a.metric(t, "jwt_authz_keys_skipped_total", `provider="keycloak"`); n < 1 {
+		t.Errorf("jwt_authz_keys_skipped_total{provider=keycloak} = %v, want Keycloak's RSA-OAEP key skipped", n)
+	}
+}
