@@ -30,6 +30,7 @@ type issuer struct {
 	userLimit *limiter
 	ipLimit   *limiter
 	trusted   []netip.Prefix // proxies whose X-Forwarded-For is believed
+	cookie    string         // -cookie: the session cookie's name; "" turns cookie sessions off
 	log       *slog.Logger
 	now       func() time.Time
 }
@@ -38,15 +39,20 @@ type issuer struct {
 type loginRequest struct {
 	Username string `json:"username"`
 	Password string `json:"password"`
+	// Cookie asks for the token in an HttpOnly cookie (see cookie.go) instead of the body.
+	Cookie bool `json:"cookie,omitempty"`
 }
 
 // tokenResponse is the body of a successful login. Its fields follow RFC 6749 §5.1, plus
 // `token` (the same string as access_token) for clients that want a shorter name.
 type tokenResponse struct {
-	Token       string `json:"token"`
-	AccessToken string `json:"access_token"`
+	Token       string `json:"token,omitempty"`
+	AccessToken string `json:"access_token,omitempty"`
 	TokenType   string `json:"token_type"`
 	ExpiresIn   int    `json:"expires_in"`
+	// Cookie names the cookie that holds the token, for a cookie login; the body then
+	// carries no token at all.
+	Cookie string `json:"cookie,omitempty"`
 }
 
 // errorResponse is the body of every error, shaped like RFC 6749 §5.2.
@@ -71,6 +77,9 @@ func (s *issuer) handleLogin(w http.ResponseWriter, r *http.Request) {
 	}
 
 	req, err := parseLogin(w, r)
+	if err == nil && req.Cookie && s.cookie == "" {
+		err = errors.New("cookie sessions are off (demo-issuer -cookie)")
+	}
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, errorResponse{"invalid_request", err.Error()})
 		return
@@ -108,6 +117,11 @@ func (s *issuer) handleLogin(w http.ResponseWriter, r *http.Request) {
 	// RFC 6749 §5.1: a response carrying a token must not be cached.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	if req.Cookie {
+		http.SetCookie(w, sessionCookie(s.cookie, token, s.ttl))
+		writeJSON(w, http.StatusOK, tokenResponse{TokenType: "Bearer", ExpiresIn: int(s.ttl / time.Second), Cookie: s.cookie})
+		return
+	}
 	writeJSON(w, http.StatusOK, tokenResponse{
 		Token:       token,
 		AccessToken: token,

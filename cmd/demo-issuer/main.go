@@ -5,13 +5,21 @@
 //	demo-issuer -addr 127.0.0.1:8080 -issuer http://demo-issuer:8080 -audience demo-api \
 //	            -users users.yaml [-key-file signing.pem] [-alg ES256|RS256] [-ttl 15m] \
 //	            [-admin-addr 127.0.0.1:8081] [-rotate-every 0] [-publish-delay 0]
+//	            [-cookie access_token] [-web-addr 127.0.0.1:8001 -api-origin http://127.0.0.1:8000]
 //
 // Public listener (-addr):
 //
 //	POST /login                            {"username","password"} -> {"access_token",...}
+//	                                       with "cookie": true (and -cookie), in a cookie instead
+//	POST /logout                           removes the session cookie
+//	GET  /, /web/*                         the demo web page (Envoy routes these here)
 //	GET  /.well-known/jwks.json            public keys, Cache-Control max-age=60, ETag
 //	GET  /.well-known/openid-configuration discovery document
 //	GET  /healthz                          200 while serving
+//
+// Web listener (-web-addr, off by default): the same demo page on another origin, calling the
+// API at -api-origin across origins (CORS), and offering a cross-site form POST that
+// jwt-authz refuses (CSRF).
 //
 // Admin listener (-admin-addr, off by default; keep it off any public network):
 //
@@ -70,6 +78,9 @@ type usageError struct{ error }
 // config is the command line, checked.
 type config struct {
 	addr, adminAddr string
+	webAddr         string // -web-addr: the page on a second origin
+	apiOrigin       string // -api-origin: where that page sends API calls
+	cookie          string // -cookie: session cookie name; "" disables cookie logins
 	issuer          string
 	audience        string
 	usersFile       string
@@ -90,6 +101,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs := flag.NewFlagSet("demo-issuer", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.addr, "addr", "127.0.0.1:8080", "public `host:port` for /login, the JWKS, discovery and /healthz")
+	fs.StringVar(&c.webAddr, "web-addr", "", "`host:port` serving the demo page on a second origin, which calls the API at -api-origin; empty disables it")
+	fs.StringVar(&c.apiOrigin, "api-origin", "", "the API's `origin` (scheme://host:port, Envoy's listener) for the page on -web-addr")
+	fs.StringVar(&c.cookie, "cookie", "", "cookie `name` for logins that ask for a cookie session (HttpOnly; Secure; SameSite=Strict); empty disables them")
 	fs.StringVar(&c.adminAddr, "admin-addr", "", "admin `host:port` for POST /rotate; empty disables it")
 	fs.StringVar(&c.issuer, "issuer", "", "the `URL` put in iss and at the base of the discovery document's URLs (required)")
 	fs.StringVar(&c.audience, "audience", "", "the aud claim of every token (required)")
@@ -140,6 +154,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		u.Host == "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return bad("-issuer %q: must be an absolute http(s) URL without query or fragment", c.issuer)
 	}
+	if (c.webAddr == "") != (c.apiOrigin == "") {
+		return bad("-web-addr and -api-origin go together")
+	}
+	if u, err := url.Parse(c.apiOrigin); c.apiOrigin != "" && (err != nil || (u.Scheme != "http" && u.Scheme != "https") ||
+		u.Host == "" || u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil) {
+		return bad("-api-origin %q: want an origin such as http://127.0.0.1:8000 (no path)", c.apiOrigin)
+	}
+	if c.cookie != "" && !validCookieName(c.cookie) {
+		return bad("-cookie %q: not a cookie name", c.cookie)
+	}
 	var err error
 	if c.trustedProxies, err = parsePrefixes(*proxies); err != nil {
 		return bad("-trusted-proxies: %v", err)
@@ -187,6 +211,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		userLimit: newLimiter(cfg.userLimit, time.Now),
 		ipLimit:   newLimiter(cfg.ipLimit, time.Now),
 		trusted:   cfg.trustedProxies,
+		cookie:    cfg.cookie,
 		log:       log,
 		now:       time.Now,
 	}
@@ -196,7 +221,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	public.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	public.HandleFunc("GET /.well-known/openid-configuration", s.handleDiscovery)
 	public.HandleFunc("GET /healthz", handleHealthz)
+	public.HandleFunc("POST /logout", s.handleLogout)
+	page, err := newWebPage("", cfg.cookie != "")
+	if err != nil {
+		return err
+	}
+	page.register(public)
 	servers := []namedServer{{name: "public", addr: cfg.addr, handler: public}}
+	if cfg.webAddr != "" {
+		crossOrigin, err := newWebPage(cfg.apiOrigin, false)
+		if err != nil {
+			return err
+		}
+		web := http.NewServeMux()
+		crossOrigin.register(web)
+		web.HandleFunc("GET /healthz", handleHealthz)
+		servers = append(servers, namedServer{name: "web", addr: cfg.webAddr, handler: web})
+	}
 	if cfg.adminAddr != "" {
 		admin := http.NewServeMux()
 		admin.HandleFunc("POST /rotate", s.handleRotate)
@@ -206,7 +247,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	log.Info("starting", "issuer", cfg.issuer, "audience", cfg.audience, "alg", cfg.alg,
 		"kid", keys.public()[0].KeyID, "ttl", cfg.ttl.String(), "users", len(users.byName),
-		"rotate_every", cfg.rotateEvery.String(), "publish_delay", cfg.publishDelay.String())
+		"rotate_every", cfg.rotateEvery.String(), "publish_delay", cfg.publishDelay.String(),
+		"cookie", cfg.cookie, "api_origin", cfg.apiOrigin)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

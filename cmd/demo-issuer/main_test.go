@@ -64,6 +64,7 @@ func (l *logSink) String() string {
 type testIssuer struct {
 	public string // base URL of the public listener
 	admin  string // base URL of the admin listener, if any
+	web    string // base URL of the web listener (-web-addr), if any
 	logs   *logSink
 
 	mu      sync.Mutex
@@ -83,8 +84,10 @@ func startIssuer(t *testing.T, extra ...string) *testIssuer {
 		"-users", "testdata/users.yaml",
 	}, extra...)
 	wantListeners := 1
-	if slices.Contains(args, "-admin-addr") {
-		wantListeners = 2
+	for _, flag := range []string{"-admin-addr", "-web-addr"} {
+		if slices.Contains(args, flag) {
+			wantListeners++
+		}
 	}
 
 	ti := &testIssuer{logs: newLogSink()}
@@ -113,6 +116,8 @@ func startIssuer(t *testing.T, extra ...string) *testIssuer {
 				ti.public = "http://" + ll.Addr
 			case "admin":
 				ti.admin = "http://" + ll.Addr
+			case "web":
+				ti.web = "http://" + ll.Addr
 			}
 		case err := <-done:
 			done <- err
@@ -260,6 +265,10 @@ func TestRunFlagErrors(t *testing.T) {
 		{"missing users file", with("-users", "testdata/nope.yaml"), "nope.yaml"},
 		{"missing key file", with("-key-file", "testdata/nope.pem"), "nope.pem"},
 		{"bad admin address", with("-admin-addr", "256.0.0.1:1"), "admin listener"},
+		{"web without api origin", with("-web-addr", "127.0.0.1:0"), "-api-origin"},
+		{"api origin without web", with("-api-origin", "http://127.0.0.1:8000"), "-web-addr"},
+		{"api origin with a path", with("-web-addr", "127.0.0.1:0", "-api-origin", "http://127.0.0.1:8000/api"), "-api-origin"},
+		{"bad cookie name", with("-cookie", "a;b"), "-cookie"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
