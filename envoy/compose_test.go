@@ -100,7 +100,8 @@ func TestCompose(t *testing.T) {
 		t.Errorf("depends_on (-want +got)\n%s", diff)
 	}
 
-	// Only Envoy is published: 8000, and the admin API (no auth) on the host's loopback only.
+	// Envoy on 8000 and the demo page's second origin on 8001; the admin API (no auth) and
+	// jwt-authz's metrics and readiness on the host's loopback only.
 	type port struct{ Service, HostIP, Published string }
 	var published []port
 	for name, s := range p.Services {
@@ -109,7 +110,8 @@ func TestCompose(t *testing.T) {
 		}
 	}
 	slices.SortFunc(published, func(a, b port) int { return strings.Compare(a.Published, b.Published) })
-	if diff := cmp.Diff([]port{{"envoy", "", "8000->8000"}, {"envoy", "127.0.0.1", "9901->9901"}}, published); diff != "" {
+	if diff := cmp.Diff([]port{{"envoy", "", "8000->8000"}, {"demo-issuer", "", "8001->8001"},
+		{"jwt-authz", "127.0.0.1", "9002->9002"}, {"envoy", "127.0.0.1", "9901->9901"}}, published); diff != "" {
 		t.Errorf("published ports (-want +got)\n%s", diff)
 	}
 

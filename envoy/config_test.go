@@ -1,6 +1,7 @@
 package envoy
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,7 +25,7 @@ func TestEnvoyValidate(t *testing.T) {
 		t.Fatal(err)
 	}
 	files := map[string]string{"as mounted": "envoy.yaml"}
-	p := ports{Listener: 18000, Admin: 19901, Authz: 19001, AuthzHTTP: 19002, Issuer: 18080, Upstream: 18081}
+	p := ports{Listener: 18000, Admin: 19901, Authz: 19001, AuthzHTTP: 19002, Issuer: 18080, Upstream: 18081, Web: 18001}
 	for name, raw := range map[string]bool{"loopback": false, "loopback encode_raw_headers": true} {
 		out, err := loopbackEnvoyConfig(src, p, raw)
 		if err != nil {
@@ -86,7 +87,11 @@ func TestEnvoyConfigShape(t *testing.T) {
 	if logs, err := list(h, "access_log"); err == nil && len(logs) == 1 {
 		logFormat, _ = get(logs[0], "typed_config", "log_format", "text_format_source", "inline_string").(string)
 	}
-	for _, field := range []string{"%REQ(:METHOD)%", "%RESPONSE_CODE%", "%RESPONSE_FLAGS%", "%RESPONSE_CODE_DETAILS%",
+	// A ?access_token= credential must never reach the log: the path is logged without query.
+	if strings.Contains(logFormat, "%REQ(:PATH") || strings.Contains(logFormat, "%REQ(X-ENVOY-ORIGINAL-PATH") {
+		t.Errorf("envoy.yaml access log format %q logs the path with its query", logFormat)
+	}
+	for _, field := range []string{"%REQ_WITHOUT_QUERY(X-ENVOY-ORIGINAL-PATH?:PATH)%", "%REQ(:METHOD)%", "%RESPONSE_CODE%", "%RESPONSE_FLAGS%", "%RESPONSE_CODE_DETAILS%",
 		"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:reason)%", "%DYNAMIC_METADATA(envoy.filters.http.ext_authz:sub)%",
 		"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:rule)%"} {
 		if !strings.Contains(logFormat, field) {
@@ -99,7 +104,8 @@ func TestEnvoyConfigShape(t *testing.T) {
 	for _, f := range filters {
 		names = append(names, get(f, "name").(string))
 	}
-	want("http_filters", names, []string{extAuthzName, "envoy.filters.http.router"})
+	// CORS first: it answers preflights, which carry no token, before ext_authz sees them.
+	want("http_filters", names, []string{corsName, extAuthzName, "envoy.filters.http.router"})
 	f, err := extAuthzFilter(root)
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +126,19 @@ func TestEnvoyConfigShape(t *testing.T) {
 	if err != nil || len(vhosts) != 1 {
 		t.Fatalf("envoy.yaml: want 1 virtual host (%v)", err)
 	}
+	cors := get(vhosts[0], "typed_per_filter_config", corsName)
+	var origins []string
+	if ms, err := list(cors, "allow_origin_string_match"); err == nil {
+		for _, m := range ms {
+			exact, _ := dig(m, "exact")
+			origins = append(origins, fmt.Sprint(exact)) // exact only: no prefix or regex
+		}
+	}
+	want("CORS allowed origins", origins, []string{"http://localhost:8001", "http://127.0.0.1:8001"})
+	if v, _ := dig(cors, "allow_credentials"); v == true {
+		t.Error("envoy.yaml CORS allow_credentials: true lets other origins send the cookie session")
+	}
+	want("CORS forward_not_matching_preflights", get(cors, "forward_not_matching_preflights"), false)
 	routes, _ := list(vhosts[0], "routes")
 	type route struct {
 		Name, Path, Prefix, Method, Cluster string
@@ -154,6 +173,9 @@ func TestEnvoyConfigShape(t *testing.T) {
 	}
 	want("routes", got, []route{
 		{Name: "login", Path: "/login", Method: "POST", Cluster: "issuer", Disabled: true},
+		{Name: "logout", Path: "/logout", Method: "POST", Cluster: "issuer", Disabled: true},
+		{Name: "web_page", Path: "/", Method: "GET", Cluster: "issuer", Disabled: true},
+		{Name: "web_assets", Prefix: "/web/", Method: "GET", Cluster: "issuer", Disabled: true},
 		{Name: "well_known", Prefix: "/.well-known/", Cluster: "issuer", Disabled: true},
 		{Name: "protected", Prefix: "/", Cluster: "upstream", Context: map[string]any{"route": "protected"}},
 	})

