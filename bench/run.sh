@@ -364,7 +364,7 @@ grpc_cluster() {
     typed_extension_protocol_options:
       envoy.extensions.upstreams.http.v3.HttpProtocolOptions:
         "@type": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions
-        explicit_http_config: {http2_protocol_options: {}}
+        explicit_http_config: {http2_protocol_options: {max_concurrent_streams: 1024}}
     load_assignment:
       cluster_name: $1
       endpoints:

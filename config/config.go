@@ -33,6 +33,11 @@ type Config struct {
 	HTTPAuthzTrustedProxies []string `yaml:"http_authz_trusted_proxies"`
 	// Reflection turns gRPC server reflection on (default) or off.
 	Reflection *bool `yaml:"reflection"`
+	// GRPCMaxConcurrentStreams bounds the Check streams one client connection may have open
+	// at once (HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, default 1024); streams past it are
+	// refused. It bounds the memory one connection can hold, and without it grpc-go's
+	// defence against HTTP/2 rapid reset (CVE-2023-44487) has no limit to enforce.
+	GRPCMaxConcurrentStreams int `yaml:"grpc_max_concurrent_streams"`
 	// MaxTokenBytes caps a credential before any parsing (default 16 KiB).
 	MaxTokenBytes int `yaml:"max_token_bytes"`
 	// ShutdownDelay is how long the server keeps answering after SIGTERM while reporting

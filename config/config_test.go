@@ -29,14 +29,15 @@ func TestLoadExample(t *testing.T) {
 	yes := true
 	one := 1.0
 	want := &Config{
-		GRPCAddress:     "127.0.0.1:9001",
-		HTTPAddress:     "127.0.0.1:9002",
-		Reflection:      &yes,
-		MaxTokenBytes:   16 << 10,
-		ShutdownTimeout: Duration(10 * time.Second),
-		Log:             Log{Level: "info", AllowSampleRate: &one},
-		Cache:           Cache{Enabled: &yes, MaxEntries: 100_000, MaxBytes: 64 << 20},
-		CEL:             CEL{CostLimit: 1_000_000},
+		GRPCAddress:              "127.0.0.1:9001",
+		HTTPAddress:              "127.0.0.1:9002",
+		Reflection:               &yes,
+		MaxTokenBytes:            16 << 10,
+		ShutdownTimeout:          Duration(10 * time.Second),
+		GRPCMaxConcurrentStreams: 1024,
+		Log:                      Log{Level: "info", AllowSampleRate: &one},
+		Cache:                    Cache{Enabled: &yes, MaxEntries: 100_000, MaxBytes: 64 << 20},
+		CEL:                      CEL{CostLimit: 1_000_000},
 		Providers: []Provider{{
 			Name:       "demo",
 			Issuer:     "https://issuer.example",
@@ -173,6 +174,9 @@ func TestParseDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	p, k := c.Providers[0], c.Providers[0].Keys[0]
+	if c.GRPCMaxConcurrentStreams != DefaultGRPCMaxConcurrentStreams {
+		t.Errorf("Parse default grpc_max_concurrent_streams = %d, want %d", c.GRPCMaxConcurrentStreams, DefaultGRPCMaxConcurrentStreams)
+	}
 	got := []any{p.ClockSkew.D(), *p.RequireExp, *p.ForwardToken, p.Realm, p.TokenSources, k.MinRefreshInterval.D(), k.MaxRefreshInterval.D()}
 	want := []any{30 * time.Second, true, true, "p", []TokenSource{{Header: "authorization", Prefix: "Bearer"}}, time.Minute, 24 * time.Hour}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -274,6 +278,8 @@ func TestParseBroken(t *testing.T) {
 		{name: "non_http_action", replace: [2]string{"rules:", "non_http_action: maybe\nrules:"}, want: "non_http_action"},
 		{name: "log level", replace: [2]string{"rules:", "log: {level: verbose}\nrules:"}, want: "log.level"},
 		{name: "sample rate", replace: [2]string{"rules:", "log: {allow_sample_rate: 2}\nrules:"}, want: "log.allow_sample_rate"},
+		{name: "negative stream limit", replace: [2]string{"rules:", "grpc_max_concurrent_streams: -1\nrules:"}, want: "grpc_max_concurrent_streams"},
+		{name: "stream limit over 31 bits", replace: [2]string{"rules:", "grpc_max_concurrent_streams: 2147483648\nrules:"}, want: "grpc_max_concurrent_streams"},
 		{name: "tls without key", replace: [2]string{"rules:", "tls: {cert_file: a.crt}\nrules:"}, want: "tls"},
 	}
 	for _, tc := range tests {

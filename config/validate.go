@@ -14,18 +14,23 @@ import (
 
 // Defaults that the file may override.
 const (
-	DefaultMaxTokenBytes      = 16 << 10
-	DefaultClockSkew          = 30 * time.Second
-	DefaultRefreshInterval    = 5 * time.Minute
-	MinimumRefreshInterval    = time.Second
-	DefaultMinRefresh         = time.Minute
-	DefaultMaxRefresh         = 24 * time.Hour
-	DefaultMaxStale           = 24 * time.Hour
-	DefaultUnknownKIDCooldown = 10 * time.Second
-	DefaultFetchTimeout       = 5 * time.Second
-	DefaultShutdownTimeout    = 10 * time.Second
-	DefaultCacheEntries       = 100_000
-	DefaultCacheBytes         = 64 << 20
+	DefaultMaxTokenBytes = 16 << 10
+	// DefaultGRPCMaxConcurrentStreams is Envoy's usual in-flight checks per connection with
+	// room to spare; Envoy opens more connections past its cluster's max_concurrent_streams.
+	DefaultGRPCMaxConcurrentStreams = 1024
+	// MaxGRPCMaxConcurrentStreams: HTTP/2 carries the setting in 31 bits (RFC 9113 §6.5.2).
+	MaxGRPCMaxConcurrentStreams = 1<<31 - 1
+	DefaultClockSkew            = 30 * time.Second
+	DefaultRefreshInterval      = 5 * time.Minute
+	MinimumRefreshInterval      = time.Second
+	DefaultMinRefresh           = time.Minute
+	DefaultMaxRefresh           = 24 * time.Hour
+	DefaultMaxStale             = 24 * time.Hour
+	DefaultUnknownKIDCooldown   = 10 * time.Second
+	DefaultFetchTimeout         = 5 * time.Second
+	DefaultShutdownTimeout      = 10 * time.Second
+	DefaultCacheEntries         = 100_000
+	DefaultCacheBytes           = 64 << 20
 	// MaxClaimHeaders bounds claims_to_headers per provider: a verified token records which
 	// of its headers it sets in one 64-bit mask.
 	MaxClaimHeaders = 64
@@ -47,6 +52,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxTokenBytes == 0 {
 		c.MaxTokenBytes = DefaultMaxTokenBytes
+	}
+	if c.GRPCMaxConcurrentStreams == 0 {
+		c.GRPCMaxConcurrentStreams = DefaultGRPCMaxConcurrentStreams
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = Duration(DefaultShutdownTimeout)
@@ -152,6 +160,9 @@ func (c *Config) validate() error {
 	c.validateHTTPAuthz(bad)
 	if c.MaxTokenBytes < 0 {
 		bad("max_token_bytes", "must be positive")
+	}
+	if c.GRPCMaxConcurrentStreams < 0 || c.GRPCMaxConcurrentStreams > MaxGRPCMaxConcurrentStreams {
+		bad("grpc_max_concurrent_streams", "must be between 1 and %d", MaxGRPCMaxConcurrentStreams)
 	}
 	if c.TLS != nil && (c.TLS.CertFile == "" || c.TLS.KeyFile == "") {
 		bad("tls", "cert_file and key_file are both required")

@@ -189,6 +189,13 @@ func TestEnvoyConfigShape(t *testing.T) {
 			"explicit_http_config", "http2_protocol_options"); err != nil {
 			t.Errorf("envoy.yaml authz cluster is not HTTP/2 (gRPC fails at run time without it): %v", err)
 		}
+		// Envoy must not put more checks on one connection than jwt-authz accepts.
+		streams, err := dig(c, "typed_extension_protocol_options", "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+			"explicit_http_config", "http2_protocol_options", "max_concurrent_streams")
+		if n, ok := streams.(int); err != nil || !ok || n < 1 || n > config.DefaultGRPCMaxConcurrentStreams {
+			t.Errorf("envoy.yaml authz cluster max_concurrent_streams = %v (%v), want 1..%d (jwt-authz's grpc_max_concurrent_streams)",
+				streams, err, config.DefaultGRPCMaxConcurrentStreams)
+		}
 		hcs, err := list(c, "health_checks")
 		if err != nil || len(hcs) != 1 {
 			t.Fatalf("envoy.yaml authz cluster: want 1 health check (%v)", err)

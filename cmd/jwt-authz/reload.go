@@ -68,7 +68,8 @@ func (a *app) reload(ctx context.Context) bool {
 	prev := a.cur.Load()
 	if cfg.GRPCAddress != prev.cfg.GRPCAddress || cfg.HTTPAddress != prev.cfg.HTTPAddress ||
 		cfg.HTTPAuthzAddress != prev.cfg.HTTPAuthzAddress ||
-		*cfg.Reflection != *prev.cfg.Reflection || (cfg.TLS == nil) != (prev.cfg.TLS == nil) {
+		*cfg.Reflection != *prev.cfg.Reflection || (cfg.TLS == nil) != (prev.cfg.TLS == nil) ||
+		cfg.GRPCMaxConcurrentStreams != prev.cfg.GRPCMaxConcurrentStreams {
 		a.log.Warn("listener settings changed; they take effect on restart")
 	}
 	inst, err := a.build(ctx, cfg, prev)

@@ -109,6 +109,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		// reflection keep the protobuf codec.
 		extauthz.CodecOption(),
 	}
+	opts = append(opts, connectionLimits(cfg)...)
 	if cfg.TLS != nil {
 		tc, err := newTLSConfig(cfg.Path(cfg.TLS.CertFile), cfg.Path(cfg.TLS.KeyFile), cfg.Path(cfg.TLS.ClientCAFile))
 		if err != nil {
