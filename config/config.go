@@ -102,8 +102,18 @@ type CEL struct {
 
 // Provider is one token issuer and how its tokens are found, verified and forwarded.
 type Provider struct {
-	Name       string   `yaml:"name"`
-	Issuer     string   `yaml:"issuer"`
+	Name string `yaml:"name"`
+	// Issuer is the token's iss. It may be a template with one placeholder in braces
+	// ("https://login.microsoftonline.com/{tenantid}/v2.0", Entra ID multi-tenant): the
+	// placeholder matches one tenant id, which must equal the token's TenantClaim.
+	Issuer string `yaml:"issuer"`
+	// IssuerAliases are other spellings of the same issuer, accepted with the same keys
+	// (Google: accounts.google.com and https://accounts.google.com).
+	IssuerAliases []string `yaml:"issuer_aliases"`
+	// TenantClaim is the claim the issuer template's placeholder must equal (default tid).
+	TenantClaim string `yaml:"tenant_claim"`
+	// Tenants, when set, are the only tenant ids an issuer template accepts.
+	Tenants    []string `yaml:"tenants"`
 	Audiences  []string `yaml:"audiences"`
 	Algorithms []string `yaml:"algorithms"`
 	ClockSkew  Duration `yaml:"clock_skew"`
@@ -152,6 +162,11 @@ type Key struct {
 	HMACSecretFile string `yaml:"hmac_secret_file"`
 	// Discovery fetches the issuer's OpenID configuration and uses its jwks_uri.
 	Discovery bool `yaml:"discovery"`
+	// DiscoveryURI is where discovery fetches the configuration instead of
+	// <issuer>/.well-known/openid-configuration; required when the issuer is a template
+	// (Entra: https://login.microsoftonline.com/common/v2.0/.well-known/openid-configuration).
+	// The document's issuer must still equal the provider's issuer (template included).
+	DiscoveryURI string `yaml:"discovery_uri"`
 	// KID names the key of a pem_file or hmac_secret_file.
 	KID string `yaml:"kid"`
 

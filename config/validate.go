@@ -106,6 +106,9 @@ func (c *Config) setDefaults() {
 		if p.RejectIDTokens == nil {
 			p.RejectIDTokens = ptr(true)
 		}
+		if _, _, template, _ := SplitIssuerTemplate(p.Issuer); template && p.TenantClaim == "" {
+			p.TenantClaim = "tid"
+		}
 		if len(p.TokenSources) == 0 {
 			p.TokenSources = []TokenSource{{Header: "authorization", Prefix: "Bearer"}}
 		}
@@ -200,6 +203,40 @@ func (c *Config) validate() error {
 			bad(at+".issuer", "issuer %q is already used by another provider: the token's iss selects the provider", p.Issuer)
 		}
 		issuers[p.Issuer] = true
+		template := false
+		if _, _, ok, err := SplitIssuerTemplate(p.Issuer); err != nil {
+			bad(at+".issuer", "%v", err)
+		} else {
+			template = ok
+		}
+		for j, a := range p.IssuerAliases {
+			aat := fmt.Sprintf("%s.issuer_aliases[%d]", at, j)
+			switch _, _, isTemplate, _ := SplitIssuerTemplate(a); {
+			case a == "":
+				bad(aat, "empty")
+			case isTemplate:
+				bad(aat, "an alias cannot be a template")
+			case issuers[a]:
+				bad(aat, "issuer %q is already used: the token's iss selects the provider", a)
+			}
+			issuers[a] = true
+		}
+		if !template && (p.TenantClaim != "" || len(p.Tenants) > 0) {
+			bad(at+".tenant_claim", "tenant_claim and tenants only apply to an issuer template such as https://login.microsoftonline.com/{tenantid}/v2.0")
+		}
+		if _, err := ParseClaimPath(p.TenantClaim); p.TenantClaim != "" && err != nil {
+			bad(at+".tenant_claim", "%v", err)
+		}
+		for j, tn := range p.Tenants {
+			if !validTenant(tn) {
+				bad(fmt.Sprintf("%s.tenants[%d]", at, j), "%q is not a tenant id (letters, digits, '.', '_', '-')", tn)
+			}
+		}
+		for j, k := range p.Keys {
+			if template && k.Discovery && k.DiscoveryURI == "" {
+				bad(fmt.Sprintf("%s.keys[%d].discovery_uri", at, j), "required with discovery when the issuer is a template")
+			}
+		}
 		if len(p.Audiences) == 0 {
 			bad(at+".audiences", "at least one audience is required")
 		}
@@ -375,9 +412,14 @@ func (k Key) validate(at string) []error {
 	if n != 1 {
 		bad(at, "exactly one of jwks_uri, jwks_file, pem_file, hmac_secret_file and discovery is required")
 	}
-	if k.JWKSURI != "" {
-		if u, err := url.Parse(k.JWKSURI); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			bad(at+".jwks_uri", "must be an absolute http(s) URL")
+	if k.JWKSURI != "" && !httpURL(k.JWKSURI) {
+		bad(at+".jwks_uri", "must be an absolute http(s) URL")
+	}
+	if k.DiscoveryURI != "" {
+		if !k.Discovery {
+			bad(at+".discovery_uri", "only applies with discovery: true")
+		} else if !httpURL(k.DiscoveryURI) {
+			bad(at+".discovery_uri", "must be an absolute http(s) URL")
 		}
 	}
 	if k.HMACSecretFile != "" && k.KID == "" {
@@ -415,6 +457,63 @@ func Origin(s string) (string, error) {
 		host = strings.TrimSuffix(host, ":"+p)
 	}
 	return strings.ToLower(u.Scheme) + "://" + host, nil
+}
+
+func httpURL(s string) bool {
+	u, err := url.Parse(s)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != ""
+}
+
+// SplitIssuerTemplate splits an issuer template at its one placeholder in braces:
+// "https://login.microsoftonline.com/{tenantid}/v2.0" gives the text before and after it and
+// ok. An issuer without braces gives ok false; misplaced or repeated braces are an error.
+func SplitIssuerTemplate(issuer string) (prefix, suffix string, ok bool, err error) {
+	open := strings.IndexByte(issuer, '{')
+	if open < 0 {
+		if strings.ContainsRune(issuer, '}') {
+			return "", "", false, errors.New("a '}' without '{'")
+		}
+		return "", "", false, nil
+	}
+	end := strings.IndexByte(issuer[open:], '}')
+	if end < 0 {
+		return "", "", false, errors.New("a '{' without '}'")
+	}
+	name, rest := issuer[open+1:open+end], issuer[open+end+1:]
+	if name == "" || strings.ContainsAny(name, "{/") {
+		return "", "", false, fmt.Errorf("placeholder %q: want a name such as {tenantid}", issuer[open:open+end+1])
+	}
+	if strings.ContainsAny(rest, "{}") {
+		return "", "", false, errors.New("an issuer template has one placeholder")
+	}
+	if _, afterScheme, found := strings.Cut(issuer[:open], "://"); !found || !strings.Contains(afterScheme, "/") {
+		return "", "", false, errors.New("the placeholder must come after the host, as in https://login.microsoftonline.com/{tenantid}/v2.0")
+	}
+	return issuer[:open], rest, true, nil
+}
+
+// validTenant: a tenant id that an issuer template's placeholder may stand for (a GUID, a
+// domain name, a realm name); never a '/', so one template cannot reach another path.
+func validTenant(s string) bool {
+	if s == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// MatchIssuerTemplate returns the tenant id that iss puts in the template's placeholder.
+func MatchIssuerTemplate(prefix, suffix, iss string) (tenant string, ok bool) {
+	if len(iss) <= len(prefix)+len(suffix) || !strings.HasPrefix(iss, prefix) || !strings.HasSuffix(iss, suffix) {
+		return "", false
+	}
+	tenant = iss[len(prefix) : len(iss)-len(suffix)]
+	return tenant, validTenant(tenant)
 }
 
 func count(bs ...bool) int {

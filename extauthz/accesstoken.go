@@ -94,3 +94,17 @@ func audienceAllowed(id *identity, audiences []string) bool {
 	}
 	return false
 }
+
+// checkTenant: a token from an issuer template must name the same tenant in its tenant
+// claim as in its iss (Entra ID: tid), so a tenant's token cannot pass for another's, and
+// that tenant must be allowed.
+func (p *provider) checkTenant(c map[string]any, tenant string) error {
+	v, _ := p.tenantClaim.Lookup(c)
+	if s, ok := v.(string); !ok || s != tenant {
+		return fmt.Errorf("%w: iss names tenant %q", errTenantMismatch, truncate(tenant, 64))
+	}
+	if len(p.tenants) > 0 && !slices.Contains(p.tenants, tenant) {
+		return fmt.Errorf("%w: %q", errTenantNotAllowed, truncate(tenant, 64))
+	}
+	return nil
+}

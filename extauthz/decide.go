@@ -120,7 +120,7 @@ func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome
 		d.KID = truncate(o.parsed.kid, 128) // unverified input: bounded before it is logged
 	}
 	if o.token != nil { // only verified identities are reported
-		d.Issuer, d.Subject, d.KID = o.token.provider.issuer, o.token.sub, o.token.kid
+		d.Issuer, d.Subject, d.KID = o.token.iss, o.token.sub, o.token.kid
 		d.Cached = o.cacheHit
 	}
 	d.HTTPStatus = o.denial.httpStatus
@@ -227,7 +227,7 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 	if err != nil {
 		pr := (*provider)(nil)
 		if pt != nil {
-			pr = p.byIssuer[pt.iss]
+			pr, _ = p.providerFor(pt.iss)
 		}
 		if pr != nil {
 			challenger = pr
@@ -305,7 +305,7 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 		if id = p.cache.get(k, now); id != nil {
 			// A refusal reports what parsing would have found (provider, realm, kid), so a
 			// cached token is answered and logged exactly like an uncached one.
-			seen := func() *parsedToken { return &parsedToken{kid: id.kid, iss: id.provider.issuer} }
+			seen := func() *parsedToken { return &parsedToken{kid: id.kid, iss: id.iss} }
 			if !accepted(id.provider) {
 				return nil, seen(), false, errProviderNotAllowed
 			}
@@ -322,10 +322,11 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	if pt, err = parseToken(raw); err != nil {
 		return nil, nil, false, err
 	}
-	pr := p.byIssuer[pt.iss]
+	pr, tenant := p.providerFor(pt.iss)
 	if pr == nil {
 		return nil, pt, false, errUnknownIssuer
 	}
+	pt.tenant = tenant
 	if !accepted(pr) { // only the providers the rule names are tried
 		return nil, pt, false, errProviderNotAllowed
 	}

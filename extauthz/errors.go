@@ -50,6 +50,10 @@ var (
 	errRequiredClaim = errors.New("extauthz: required claim missing or not accepted")
 	// errAuthorizedParty: azp (or client_id) is absent or not in authorized_parties.
 	errAuthorizedParty = errors.New("extauthz: authorized party not accepted")
+	// errTenantMismatch: the tenant id in an issuer template's iss is not the tenant claim.
+	errTenantMismatch = errors.New("extauthz: tenant in iss does not match the tenant claim")
+	// errTenantNotAllowed: the tenant is not in the provider's tenants.
+	errTenantNotAllowed = errors.New("extauthz: tenant not accepted")
 	// errKeysUnavailable: the provider cannot vouch for any key right now (fail closed, 503).
 	errKeysUnavailable = errors.New("extauthz: keys unavailable")
 )
@@ -85,6 +89,8 @@ const (
 	ReasonIDToken         Reason = "id_token"                     // 401, an OIDC ID token
 	ReasonRequiredClaim   Reason = "required_claim"               // 401, provider required_claims
 	ReasonAuthorizedParty Reason = "authorized_party_not_allowed" // 401, azp not allowed
+	ReasonTenantMismatch  Reason = "tenant_mismatch"              // 401, iss tenant != tenant claim
+	ReasonTenantNotHere   Reason = "tenant_not_allowed"           // 401, tenant not in tenants
 	ReasonScope           Reason = "insufficient_scope"           // 403
 	ReasonClaimMismatch   Reason = "claim_mismatch"               // 403
 	ReasonCSRF            Reason = "csrf_origin"                  // 403, a cookie token on a cross-site unsafe request
@@ -106,7 +112,8 @@ var Reasons = []Reason{
 	ReasonUnknownIssuer, ReasonIssuerNotHere, ReasonAlgorithm, ReasonHeader, ReasonType,
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience,
-	ReasonIDToken, ReasonRequiredClaim, ReasonAuthorizedParty, ReasonScope,
+	ReasonIDToken, ReasonRequiredClaim, ReasonAuthorizedParty, ReasonTenantMismatch,
+	ReasonTenantNotHere, ReasonScope,
 	ReasonClaimMismatch, ReasonCSRF, ReasonCELDenied, ReasonCELError, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 }
@@ -137,6 +144,8 @@ var tokenErrors = []struct {
 	{errIDToken, ReasonIDToken, "an ID token is not an access token"},
 	{errRequiredClaim, ReasonRequiredClaim, "the token is not an access token for this resource"},
 	{errAuthorizedParty, ReasonAuthorizedParty, "the token's client is not accepted"},
+	{errTenantMismatch, ReasonTenantMismatch, "the token's issuer and tenant disagree"},
+	{errTenantNotAllowed, ReasonTenantNotHere, "the token's tenant is not accepted"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
 }
 

@@ -16,6 +16,7 @@ type identity struct {
 	provider *provider
 	key      *jose.JSONWebKey // the key that verified the token; a hit must still find it
 	kid      string           // shares the key's KeyID string when they are equal
+	iss      string           // shares provider.issuer unless an alias or template matched
 	sub      string
 	exp, nbf int64 // Unix nanoseconds; 0 when absent
 	// claims holds only the claims rules can read, by index into Policy.claimPaths (scope,
@@ -33,7 +34,7 @@ type identity struct {
 
 func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 	pr := vt.provider
-	id := &identity{provider: pr, kid: vt.kid, key: vt.key, sub: vt.sub}
+	id := &identity{provider: pr, kid: vt.kid, key: vt.key, iss: vt.iss, sub: vt.sub}
 	if vt.kid == vt.key.KeyID {
 		id.kid = vt.key.KeyID // one string for every token of this key
 	}

@@ -18,7 +18,8 @@ import (
 // started with.
 type Policy struct {
 	providers     []*provider
-	byIssuer      map[string]*provider
+	byIssuer      map[string]*provider // issuers and their aliases
+	templates     []*provider          // providers whose issuer is a template
 	rules         []*rule
 	defaultAllow  bool
 	nonHTTPAllow  bool
@@ -62,6 +63,11 @@ type provider struct {
 	// audienceIndexes are audienceClaims' indexes in Policy.claimPaths, set when a rule
 	// requires audiences.
 	audienceIndexes []int
+	// An issuer template: the text around its placeholder, the claim the tenant id must
+	// equal, and the allowed tenants (nil: any).
+	templatePrefix, templateSuffix string
+	tenantClaim                    config.ClaimPath
+	tenants                        []string
 
 	sources       []tokenSource
 	claimHeaders  []claimHeader // sorted by header
@@ -178,7 +184,26 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 			p.addInjectable(pr.payloadHeader)
 		}
 		p.providers = append(p.providers, pr)
-		p.byIssuer[pr.issuer] = pr
+		prefix, suffix, template, err := config.SplitIssuerTemplate(pc.Issuer)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("extauthz: provider %q: issuer: %w", pc.Name, err)
+		case template:
+			pr.templatePrefix, pr.templateSuffix, pr.tenants = prefix, suffix, pc.Tenants
+			claim := pc.TenantClaim
+			if claim == "" {
+				claim = "tid"
+			}
+			if pr.tenantClaim, err = config.ParseClaimPath(claim); err != nil {
+				return nil, fmt.Errorf("extauthz: provider %q: tenant_claim: %w", pc.Name, err)
+			}
+			p.templates = append(p.templates, pr)
+		default:
+			p.byIssuer[pr.issuer] = pr
+		}
+		for _, alias := range pc.IssuerAliases {
+			p.byIssuer[alias] = pr
+		}
 		byName[pr.name] = pr
 	}
 	slices.Sort(p.injectable)
@@ -256,6 +281,20 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		p.cache = newTokenCache(entries, bytes)
 	}
 	return p, nil
+}
+
+// providerFor picks the provider of an unverified token by its iss: an exact issuer or
+// alias, else an issuer template, whose tenant id it returns. Nil when none matches.
+func (p *Policy) providerFor(iss string) (pr *provider, tenant string) {
+	if pr = p.byIssuer[iss]; pr != nil {
+		return pr, ""
+	}
+	for _, t := range p.templates {
+		if tenant, ok := config.MatchIssuerTemplate(t.templatePrefix, t.templateSuffix, iss); ok {
+			return t, tenant
+		}
+	}
+	return nil, ""
 }
 
 // CachedTokens is the number of verified tokens the Policy's cache holds.

@@ -32,6 +32,9 @@ type parsedToken struct {
 	payload []byte
 	claims  map[string]any
 	iss     string
+	// tenant is the tenant id the iss puts in its provider's issuer template; set when the
+	// provider is chosen.
+	tenant string
 }
 
 // parseToken checks the compact serialization and decodes the header and payload.
@@ -112,6 +115,7 @@ type verifiedToken struct {
 	provider *provider
 	kid      string
 	key      *jose.JSONWebKey
+	iss      string
 	sub      string
 	exp      time.Time // zero when the token has no exp
 	nbf      time.Time // zero when absent
@@ -144,7 +148,15 @@ func (p *provider) verify(ctx context.Context, t *parsedToken, now time.Time) (*
 	if err := verifySignature(t.raw, alg, key); err != nil {
 		return nil, err
 	}
-	vt := &verifiedToken{provider: p, kid: t.kid, key: key, claims: t.claims, payload: t.payload}
+	vt := &verifiedToken{provider: p, kid: t.kid, key: key, iss: p.issuer, claims: t.claims, payload: t.payload}
+	if t.iss != p.issuer { // an alias or a template: report the spelling the token used
+		vt.iss = t.iss
+	}
+	if p.templatePrefix != "" {
+		if err := p.checkTenant(t.claims, t.tenant); err != nil {
+			return nil, err
+		}
+	}
 	if err := p.checkClaims(vt, now); err != nil {
 		return nil, err
 	}

@@ -107,3 +107,33 @@ func TestDiscoveryURL(t *testing.T) {
 		t.Errorf(`NewSet("not a url", discovery) = %v, want %v`, err, ErrMalformed)
 	}
 }
+
+// Entra ID multi-tenant: the provider's issuer is a template, discovery is fetched from a
+// configured discovery_uri, and the document's issuer is the same template.
+func TestDiscoveryIssuerTemplate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const template = "https://login.microsoftonline.com/{tenantid}/v2.0"
+		is := &testIssuer{issuer: template}
+		client, stop := startPipeIssuer(is)
+		defer stop()
+		is.set(func(is *testIssuer) { is.keys = []jose.JSONWebKey{ecJWK(t, "k1")} })
+		spec := remoteSpec("")
+		spec.DiscoveryURI = is.url + "/.well-known/openid-configuration"
+		rec := &recorder{}
+		s, cancel := startSet(t, template, []config.Key{spec}, client, rec)
+		defer cancel()
+		if _, found, err := s.Lookup(context.Background(), "k1"); !found || err != nil {
+			t.Fatalf("Lookup(k1) = %v, %v; want the key (events %+v)", found, err, rec.events())
+		}
+		if ev := rec.last(); ev.Source != spec.DiscoveryURI {
+			t.Errorf("event source = %q, want the discovery_uri", ev.Source)
+		}
+
+		// A document naming one tenant does not vouch for the template.
+		is.set(func(is *testIssuer) { is.issuer = "https://login.microsoftonline.com/contoso/v2.0" })
+		time.Sleep(config.DefaultRefreshInterval + time.Second)
+		if ev := rec.last(); !errors.Is(ev.Err, ErrIssuerMismatch) {
+			t.Errorf("event = %+v, want %v", ev, ErrIssuerMismatch)
+		}
+	})
+}

@@ -70,6 +70,9 @@ func newRemote(issuer string, spec config.Key, resolvePath func(string) string, 
 	name := spec.JWKSURI
 	if spec.Discovery {
 		r.discoveryURL = strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+		if spec.DiscoveryURI != "" { // an issuer template has no well-known URL of its own
+			r.discoveryURL = spec.DiscoveryURI
+		}
 		name = r.discoveryURL
 	}
 	if err := checkHTTPURL(name); err != nil {
