@@ -155,10 +155,16 @@ type decision struct {
 	http      int               // the denied response's HTTP status; 200 when allowed
 	headers   map[string]string // headers to set upstream (allowed) or on the denial
 	challenge string            // WWW-Authenticate of a denial
+	reason    string            // a denial's reason word (the CheckResponse status message)
 }
 
 func (d decision) String() string {
-	return fmt.Sprintf("status %d, HTTP %d, challenge %q", d.code, d.http, d.challenge)
+	return fmt.Sprintf("status %d %s, HTTP %d, challenge %q", d.code, d.reason, d.http, d.challenge)
+}
+
+// denied reports whether d is a denial with HTTP status and reason.
+func (d decision) denied(status int, reason string) bool {
+	return d.code != 0 && d.http == status && d.reason == reason
 }
 
 // check asks jwt-authz about GET path with token as a bearer credential.
@@ -190,6 +196,7 @@ func (a *authz) check(t *testing.T, path, token string) decision {
 			d.headers[strings.ToLower(h.GetHeader().GetKey())] = h.GetHeader().GetValue()
 		}
 		d.challenge = d.headers["www-authenticate"]
+		d.reason = resp.GetStatus().GetMessage()
 	}
 	return d
 }
