@@ -185,6 +185,10 @@ type Key struct {
 	Timeout Duration `yaml:"timeout"`
 	// CAFile is a PEM bundle of roots for the fetch, instead of the system's.
 	CAFile string `yaml:"ca_file"`
+	// BearerTokenFile holds a token sent as "Authorization: Bearer" on the fetches to the
+	// configured URL's host (the Kubernetes API server's JWKS needs the pod's
+	// service-account token). It is read at every fetch, so a rotated token is used at once.
+	BearerTokenFile string `yaml:"bearer_token_file"`
 }
 
 // TokenSource is one place a credential is looked for. Exactly one of Header, Cookie and

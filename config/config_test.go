@@ -284,6 +284,8 @@ func TestParseBroken(t *testing.T) {
 		{name: "template discovery without discovery_uri", replace: [2]string{"  issuer: https://issuer.example\n  audiences: [demo-api]\n  algorithms: [RS256]\n  clock_skew: 30s\n  keys:\n  - jwks_file: keys/jwks.json\n  - jwks_uri: https://issuer.example/jwks.json",
 			"  issuer: https://issuer.example/{t}/v2.0\n  audiences: [demo-api]\n  algorithms: [RS256]\n  clock_skew: 30s\n  keys:\n  - jwks_file: keys/jwks.json\n  - discovery: true"}, want: "providers[0].keys[1].discovery_uri"},
 		{name: "discovery_uri without discovery", replace: [2]string{"- jwks_file: keys/jwks.json", "- jwks_file: keys/jwks.json\n    discovery_uri: https://x.example/.well-known/openid-configuration"}, want: "providers[0].keys[0].discovery_uri"},
+		{name: "bearer token on a file", replace: [2]string{"- jwks_file: keys/jwks.json", "- jwks_file: keys/jwks.json\n    bearer_token_file: token"}, want: "providers[0].keys[0]"},
+		{name: "bearer token over http", replace: [2]string{"- jwks_uri: https://issuer.example/jwks.json", "- jwks_uri: http://issuer.example/jwks.json\n    bearer_token_file: token"}, want: "providers[0].keys[1].bearer_token_file"},
 		{name: "default_action", replace: [2]string{"rules:", "default_action: permit\nrules:"}, want: "default_action"},
 		{name: "non_http_action", replace: [2]string{"rules:", "non_http_action: maybe\nrules:"}, want: "non_http_action"},
 		{name: "log level", replace: [2]string{"rules:", "log: {level: verbose}\nrules:"}, want: "log.level"},

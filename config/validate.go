@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -233,6 +234,9 @@ func (c *Config) validate() error {
 			}
 		}
 		for j, k := range p.Keys {
+			if target := k.fetchURL(p.Issuer); k.BearerTokenFile != "" && !BearerAllowed(target) {
+				bad(fmt.Sprintf("%s.keys[%d].bearer_token_file", at, j), "a bearer token is sent only over https (or to a loopback address), not to %s", target)
+			}
 			if template && k.Discovery && k.DiscoveryURI == "" {
 				bad(fmt.Sprintf("%s.keys[%d].discovery_uri", at, j), "required with discovery when the issuer is a template")
 			}
@@ -429,8 +433,8 @@ func (k Key) validate(at string) []error {
 		bad(at+".kid", "only applies to pem_file and hmac_secret_file")
 	}
 	remote := k.JWKSURI != "" || k.Discovery
-	if !remote && (k.RefreshInterval != 0 || k.MaxStale != 0 || k.UnknownKIDCooldown != 0 || k.CAFile != "" || k.Timeout != 0) {
-		bad(at, "refresh_interval, max_stale, unknown_kid_cooldown, timeout and ca_file only apply to jwks_uri and discovery")
+	if !remote && (k.RefreshInterval != 0 || k.MaxStale != 0 || k.UnknownKIDCooldown != 0 || k.CAFile != "" || k.Timeout != 0 || k.BearerTokenFile != "") {
+		bad(at, "refresh_interval, max_stale, unknown_kid_cooldown, timeout, ca_file and bearer_token_file only apply to jwks_uri and discovery")
 	}
 	if remote {
 		if k.RefreshInterval.D() < MinimumRefreshInterval {
@@ -457,6 +461,34 @@ func Origin(s string) (string, error) {
 		host = strings.TrimSuffix(host, ":"+p)
 	}
 	return strings.ToLower(u.Scheme) + "://" + host, nil
+}
+
+// fetchURL is the first URL a remote key source fetches.
+func (k Key) fetchURL(issuer string) string {
+	switch {
+	case k.JWKSURI != "":
+		return k.JWKSURI
+	case k.DiscoveryURI != "":
+		return k.DiscoveryURI
+	}
+	return strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
+}
+
+// BearerAllowed reports whether a bearer token may be sent to rawURL: over https, or over
+// http to a loopback address only (a sidecar, a test).
+func BearerAllowed(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	if u.Scheme == "https" {
+		return true
+	}
+	host := u.Hostname()
+	if ip := net.ParseIP(host); ip != nil {
+		return u.Scheme == "http" && ip.IsLoopback()
+	}
+	return u.Scheme == "http" && host == "localhost"
 }
 
 func httpURL(s string) bool {

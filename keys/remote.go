@@ -33,6 +33,9 @@ type remote struct {
 	interval, minInterval, maxInterval time.Duration
 	issuer                             string
 	discoveryURL                       string // discovery sources only
+	// bearerFile holds the token sent to bearerOrigin (scheme://host of the configured
+	// URL) and nowhere else: a discovered jwks_uri on another host does not get it.
+	bearerFile, bearerOrigin string
 
 	// turn is held by the one fetch in progress, and guards the fields below. A channel,
 	// not a mutex, so a fetch queued behind a slow one gives up when its context ends.
@@ -77,6 +80,13 @@ func newRemote(issuer string, spec config.Key, resolvePath func(string) string, 
 	}
 	if err := checkHTTPURL(name); err != nil {
 		return nil, "", fmt.Errorf("%s: %w", name, err)
+	}
+	if spec.BearerTokenFile != "" {
+		if !config.BearerAllowed(name) {
+			return nil, "", fmt.Errorf("%s: bearer_token_file needs https or a loopback address: %w", name, ErrMalformed)
+		}
+		u, _ := url.Parse(name)
+		r.bearerFile, r.bearerOrigin = resolvePath(spec.BearerTokenFile), u.Scheme+"://"+u.Host
 	}
 	if client == nil {
 		var err error
@@ -238,6 +248,13 @@ func (r *remote) get(ctx context.Context, rawURL, etag string) (response, error)
 	}
 	req.Header.Set("User-Agent", userAgent)
 	req.Header.Set("Accept", "application/json, application/jwk-set+json")
+	if r.bearerFile != "" && req.URL.Scheme+"://"+req.URL.Host == r.bearerOrigin {
+		token, err := readBearer(r.bearerFile)
+		if err != nil {
+			return response{}, fmt.Errorf("bearer_token_file: %w: %w", err, ErrFetch)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	if etag != "" {
 		req.Header.Set("If-None-Match", etag)
 	}
@@ -264,6 +281,24 @@ func (r *remote) get(ctx context.Context, rawURL, etag string) (response, error)
 		return response{}, fmt.Errorf("GET %s: body over the %d byte limit: %w", rawURL, maxDocSize, ErrFetch)
 	}
 	return out, nil
+}
+
+// readBearer reads a bearer token file at every fetch: projected service-account tokens
+// are rotated by the kubelet, and a read per fetch (minutes apart) costs nothing. Errors
+// never quote the content.
+func readBearer(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	token := strings.TrimSpace(string(data))
+	switch {
+	case token == "":
+		return "", fmt.Errorf("%s is empty", path)
+	case len(token) > 64<<10 || strings.ContainsAny(token, " \t\r\n"):
+		return "", fmt.Errorf("%s does not hold one token", path)
+	}
+	return token, nil
 }
 
 // maxAge reads Cache-Control (RFC 9111 §5.2.2): max-age, or no-cache/no-store, which ask
