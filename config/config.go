@@ -151,6 +151,10 @@ type Provider struct {
 
 	// ResourceMetadata points clients at RFC 9728 protected resource metadata; off when nil.
 	ResourceMetadata *ResourceMetadata `yaml:"resource_metadata"`
+	// CertificateBinding says where the client certificate of RFC 8705 certificate-bound
+	// tokens comes from and whether tokens must be bound. A token that carries
+	// cnf.x5t#S256 is checked against the peer certificate even when this is nil.
+	CertificateBinding *CertificateBinding `yaml:"certificate_binding"`
 }
 
 // Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,

@@ -35,6 +35,10 @@ type ResourceMetadata struct {
 	ResourceDocumentation  string   `yaml:"resource_documentation" json:"resource_documentation,omitempty"`
 	ResourcePolicyURI      string   `yaml:"resource_policy_uri" json:"resource_policy_uri,omitempty"`
 	ResourceTOSURI         string   `yaml:"resource_tos_uri" json:"resource_tos_uri,omitempty"`
+
+	// TLSClientCertificateBoundAccessTokens is derived, not written: true when the
+	// provider's certificate_binding is required (RFC 9728 §2, RFC 8705).
+	TLSClientCertificateBoundAccessTokens bool `yaml:"-" json:"tls_client_certificate_bound_access_tokens,omitempty"`
 }
 
 // MetadataURL forms the well-known metadata URL of a resource identifier (RFC 9728 §3.1):
@@ -57,6 +61,7 @@ func (m *ResourceMetadata) setDefaults(p *Provider) {
 	if len(m.AuthorizationServers) == 0 && p.Issuer != "" {
 		m.AuthorizationServers = []string{p.Issuer}
 	}
+	m.TLSClientCertificateBoundAccessTokens = p.CertificateBinding != nil && p.CertificateBinding.Required
 	if len(m.BearerMethodsSupported) == 0 {
 		for _, s := range p.TokenSources {
 			switch {

@@ -116,6 +116,12 @@ func (c *Config) setDefaults() {
 		for j := range p.TokenSources {
 			p.TokenSources[j].Header = strings.ToLower(p.TokenSources[j].Header)
 		}
+		if b := p.CertificateBinding; b != nil && b.Header != "" {
+			b.Header = strings.ToLower(b.Header)
+			if b.HeaderFormat == "" {
+				b.HeaderFormat = "xfcc"
+			}
+		}
 		if p.ResourceMetadata != nil {
 			p.ResourceMetadata.setDefaults(p)
 		}
@@ -320,6 +326,9 @@ func (c *Config) validate() error {
 		}
 		if m := p.ResourceMetadata; m != nil {
 			errs = append(errs, m.validate(at+".resource_metadata")...)
+		}
+		if b := p.CertificateBinding; b != nil {
+			errs = append(errs, b.validate(at+".certificate_binding")...)
 		}
 	}
 

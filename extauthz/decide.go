@@ -235,6 +235,11 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 		return tokenDenied(ru, pr, pt, challenger, err)
 	}
 	pr := id.provider
+	if id.cnf != nil || pr.certBinding != nil { // RFC 8705: nothing to do for bearer tokens
+		if err := pr.checkCertificate(r, id.cnf); err != nil {
+			return tokenDenied(ru, pr, pt, pr, err)
+		}
+	}
 	o := outcome{rule: ru, provider: pr, parsed: pt, token: id, source: src, cacheHit: hit}
 	if len(ru.audiences) > 0 && !audienceAllowed(id, ru.audiences) {
 		// Like the provider's own audience check: this token is not meant for this resource.
@@ -334,7 +339,12 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	if err != nil {
 		return nil, pt, false, err
 	}
+	cnf, err := confirmationOf(vt.claims)
+	if err != nil {
+		return nil, pt, false, err
+	}
 	id = p.newIdentity(vt)
+	id.cnf = cnf
 	if p.cache != nil {
 		p.cache.put(k, id)
 	}

@@ -116,6 +116,7 @@ var Reasons = []Reason{
 	ReasonTenantNotHere, ReasonScope,
 	ReasonClaimMismatch, ReasonCSRF, ReasonCELDenied, ReasonCELError, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
+	ReasonNotBound, ReasonCertificateMissing, ReasonCertificateMismatch,
 }
 
 // tokenErrors maps each token error to its reason and the RFC 6750 description sent back.
@@ -146,6 +147,9 @@ var tokenErrors = []struct {
 	{errAuthorizedParty, ReasonAuthorizedParty, "the token's client is not accepted"},
 	{errTenantMismatch, ReasonTenantMismatch, "the token's issuer and tenant disagree"},
 	{errTenantNotAllowed, ReasonTenantNotHere, "the token's tenant is not accepted"},
+	{errNotBound, ReasonNotBound, "the token must be bound to a client certificate"},
+	{errCertificateMissing, ReasonCertificateMissing, "the token is bound to a client certificate and none was presented"},
+	{errCertificateMismatch, ReasonCertificateMismatch, "the token is bound to another client certificate"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
 }
 

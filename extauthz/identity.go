@@ -30,6 +30,8 @@ type identity struct {
 	// or not a valid header value is not sent) and the payload header when configured.
 	headerWire []byte
 	setMask    uint64
+	// cnf is what the token is bound to (RFC 7800); nil for a bearer token.
+	cnf *confirmation
 }
 
 func (p *Policy) newIdentity(vt *verifiedToken) *identity {

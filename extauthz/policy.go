@@ -46,7 +46,10 @@ type Policy struct {
 type provider struct {
 	name, issuer, realm string
 	// resourceMetadata is the RFC 9728 metadata URL its challenges carry; "" for none.
-	resourceMetadata  string
+	resourceMetadata string
+	// certBinding is where RFC 8705 client certificates come from; nil: the peer
+	// certificate, and unbound tokens are fine.
+	certBinding       *certBinding
 	audiences         []string
 	algorithms        map[string]jose.SignatureAlgorithm
 	types             []string
@@ -132,6 +135,7 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		if pc.ResourceMetadata != nil {
 			pr.resourceMetadata = pc.ResourceMetadata.URL
 		}
+		pr.certBinding = newCertBinding(pc.CertificateBinding)
 		if len(pr.types) == 0 {
 			pr.types = config.DefaultTypes
 		}

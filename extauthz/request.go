@@ -34,6 +34,9 @@ type request struct {
 
 	sourcePrincipal      string
 	destinationPrincipal string
+	// sourceCertificate is the client's certificate, URL-encoded PEM, when Envoy sends it
+	// (include_peer_certificate: true); RFC 8705 binding reads it.
+	sourceCertificate string
 
 	// What HttpRequest carried, before finish applies the fallbacks.
 	wireMethod, wireHost, wirePath, wireQuery string
@@ -165,6 +168,7 @@ const (
 	fieldAttrRequest      = 4  // AttributeContext.request
 	fieldAttrContextExt   = 10 // AttributeContext.context_extensions
 	fieldPeerPrincipal    = 4  // AttributeContext.Peer.principal
+	fieldPeerCertificate  = 5  // AttributeContext.Peer.certificate
 	fieldRequestHTTP      = 2  // AttributeContext.Request.http
 	fieldHTTPMethod       = 2  // HttpRequest.method
 	fieldHTTPHeaders      = 3  // HttpRequest.headers
@@ -206,9 +210,9 @@ func (r *request) parseAttributes(b []byte) error {
 	return eachBytesField(b, func(num protowire.Number, v []byte) error {
 		switch num {
 		case fieldAttrSource:
-			return parsePrincipal(v, &r.sourcePrincipal)
+			return parsePeer(v, &r.sourcePrincipal, &r.sourceCertificate)
 		case fieldAttrDestination:
-			return parsePrincipal(v, &r.destinationPrincipal)
+			return parsePeer(v, &r.destinationPrincipal, nil)
 		case fieldAttrRequest:
 			return eachBytesField(v, func(num protowire.Number, v []byte) error {
 				if num != fieldRequestHTTP {
@@ -226,10 +230,14 @@ func (r *request) parseAttributes(b []byte) error {
 	})
 }
 
-func parsePrincipal(b []byte, dst *string) error {
+// parsePeer reads a Peer's principal, and its certificate when cert is not nil.
+func parsePeer(b []byte, principal, cert *string) error {
 	return eachBytesField(b, func(num protowire.Number, v []byte) error {
-		if num == fieldPeerPrincipal {
-			return stringOf(v, dst)
+		switch {
+		case num == fieldPeerPrincipal:
+			return stringOf(v, principal)
+		case num == fieldPeerCertificate && cert != nil:
+			return stringOf(v, cert)
 		}
 		return nil
 	})

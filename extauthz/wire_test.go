@@ -177,6 +177,7 @@ func TestWireFieldNumbers(t *testing.T) {
 		{&authv3.AttributeContext{}, "request", fieldAttrRequest},
 		{&authv3.AttributeContext{}, "context_extensions", fieldAttrContextExt},
 		{&authv3.AttributeContext_Peer{}, "principal", fieldPeerPrincipal},
+		{&authv3.AttributeContext_Peer{}, "certificate", fieldPeerCertificate},
 		{&authv3.AttributeContext_Request{}, "http", fieldRequestHTTP},
 		{&authv3.AttributeContext_HttpRequest{}, "method", fieldHTTPMethod},
 		{&authv3.AttributeContext_HttpRequest{}, "headers", fieldHTTPHeaders},
