@@ -53,6 +53,8 @@ type Config struct {
 	Cache Cache `yaml:"cache"`
 	// CEL bounds the evaluation of rules' CEL conditions.
 	CEL CEL `yaml:"cel"`
+	// Tracing turns on OpenTelemetry traces (tracing.go).
+	Tracing Tracing `yaml:"tracing"`
 
 	Providers []Provider `yaml:"providers"`
 	Rules     []Rule     `yaml:"rules"`

@@ -38,6 +38,7 @@ func TestLoadExample(t *testing.T) {
 		Log:                      Log{Level: "info", AllowSampleRate: &one},
 		Cache:                    Cache{Enabled: &yes, MaxEntries: 100_000, MaxBytes: 64 << 20},
 		CEL:                      CEL{CostLimit: 1_000_000},
+		Tracing:                  Tracing{SamplingRatio: &one},
 		Providers: []Provider{{
 			Name:       "demo",
 			Issuer:     "https://issuer.example",
@@ -212,6 +213,8 @@ func TestParseBroken(t *testing.T) {
 		{name: "unknown top-level key", replace: [2]string{"rules:", "grpc_adress: x\nrules:"}, want: "grpc_adress"},
 		{name: "unknown provider key", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  audience: demo-api"}, want: "providers[0].audience"},
 		{name: "unknown key in a flow mapping", replace: [2]string{"match: {path_prefix: /}", "match: {path_prefix: /, methodz: [GET]}"}, want: "rules[0].match.methodz"},
+		{name: "tracing sampling ratio above 1", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\ntracing: {enabled: true, sampling_ratio: 1.5}"}, want: "tracing.sampling_ratio"},
+		{name: "unknown tracing key", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\ntracing: {enabled: true, endpoint: x}"}, want: "tracing.endpoint"},
 		{name: "missing grpc_address", replace: [2]string{"grpc_address: 127.0.0.1:9001", "http_address: 127.0.0.1:9002"}, want: "grpc_address"},
 		{name: "trusted proxy not an address", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\nhttp_authz_address: 127.0.0.1:9003\nhttp_authz_trusted_proxies: [127.0.0.1, nginx.local]"}, want: "http_authz_trusted_proxies[1]"},
 		{name: "trusted proxies without listener", replace: [2]string{"grpc_address: 127.0.0.1:9001", "grpc_address: 127.0.0.1:9001\nhttp_authz_trusted_proxies: [10.0.0.0/8]"}, want: "http_authz_trusted_proxies"},

@@ -75,6 +75,7 @@ func (c *Config) setDefaults() {
 	if c.Cache.Enabled == nil {
 		c.Cache.Enabled = ptr(true)
 	}
+	c.Tracing.setDefaults()
 	if c.CEL.CostLimit == 0 {
 		c.CEL.CostLimit = condition.DefaultCostLimit
 	}
@@ -186,6 +187,7 @@ func (c *Config) validate() error {
 	if c.Cache.MaxEntries < 0 || c.Cache.MaxBytes < 0 {
 		bad("cache", "sizes must be positive")
 	}
+	c.Tracing.validate(bad)
 	if c.DefaultAction != "allow" && c.DefaultAction != "deny" {
 		bad("default_action", "must be allow or deny, got %q", c.DefaultAction)
 	}
