@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Lookup returns the key whose kid is kid; kid "" gets the Set's only key if it has exactly
@@ -44,7 +46,10 @@ func (s *Set) lookupSlow(ctx context.Context, kid string) (*jose.JSONWebKey, boo
 	// A token without kid is answered from what is held: a refetch cannot make "exactly
 	// one key" true.
 	if kid != "" && len(s.remotes) > 0 && !s.isUnknown(kid) {
+		ctx, span := s.tracer.Start(ctx, "jwt-authz.keys.refetch", trace.WithAttributes(attribute.String("jwt_authz.keys.kid", clip(kid))))
 		complete, err := s.refetch(ctx, kid)
+		span.SetAttributes(attribute.Bool("jwt_authz.keys.found", s.find(kid) != nil))
+		span.End()
 		if err != nil {
 			return nil, false, fmt.Errorf("kid %q: waiting for the key refetch: %w", clip(kid), err)
 		}
@@ -87,7 +92,8 @@ func (s *Set) refetch(ctx context.Context, kid string) (bool, error) {
 		if life.Err() != nil {
 			return false, nil
 		}
-		return s.fetchRemotes(life, TriggerUnknownKID), nil
+		// Traced as a child of the lookup that started it, though it lives on life.
+		return s.fetchRemotes(trace.ContextWithSpanContext(life, trace.SpanContextFromContext(ctx)), TriggerUnknownKID), nil
 	})
 	for {
 		select {

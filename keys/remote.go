@@ -159,9 +159,11 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) boo
 	case <-ctx.Done():
 		return false // shutting down, or a refetch nobody waits for any more
 	}
+	ctx, span := s.startFetchSpan(ctx, src, trigger)
 	f, err := r.fetch(ctx)
 	if err != nil && ctx.Err() != nil {
 		<-r.turn
+		span.End()
 		return false // the Set is stopping: not a failure of the source
 	}
 	ev.URL, ev.Skipped = f.url, f.skipped
@@ -199,6 +201,7 @@ func (s *Set) fetchRemote(ctx context.Context, src *source, trigger Trigger) boo
 	ev.Next = time.Duration(r.next.Load())
 	<-r.turn
 	ev.Keys = s.keyCount(src)
+	endFetchSpan(span, ev)
 	s.onFetch(ev)
 	return err == nil
 }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 	"github.com/go-jose/go-jose/v4"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/jwt-authz/jwt-authz/config"
@@ -49,6 +50,8 @@ type Options struct {
 	// OnFetch hears about every remote fetch and file reload, from several goroutines at
 	// once; it must not block for long. Nil ignores them.
 	OnFetch func(FetchEvent)
+	// TracerProvider traces fetches (trace.go); nil traces nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Set is the verification keys of one provider, merged from its key sources. It satisfies
@@ -64,6 +67,7 @@ type Set struct {
 	issuer       string
 	now          func() time.Time
 	onFetch      func(FetchEvent)
+	tracer       trace.Tracer
 	sources      []*source // in config order
 	remotes      []*source
 	files        []*source
@@ -134,6 +138,7 @@ func NewSet(issuer string, specs []config.Key, resolvePath func(string) string, 
 		issuer:       issuer,
 		now:          opts.Now,
 		onFetch:      opts.OnFetch,
+		tracer:       newTracer(opts.TracerProvider),
 		pollInterval: defaultPollInterval,
 		newWatcher:   fsnotify.NewWatcher,
 		unknown:      map[string]struct{}{},
