@@ -158,6 +158,9 @@ func (s *Server) Refuse(ctx context.Context, front Front, reason Reason, method,
 		dn = refusals[ReasonBadRequest]
 	}
 	d := Decision{Reason: dn.reason, HTTPStatus: dn.httpStatus, Front: front, Method: method, Path: truncate(path, 1024)}
+	if s.tracing.Tracer != nil {
+		ctx, _ = s.startSpan(ctx, front, nil)
+	}
 	s.record(ctx, d, 0)
 	return &Outcome{Decision: d, p: s.policy.Load(), o: outcome{reason: dn.reason, denial: dn}}
 }
@@ -167,6 +170,13 @@ func (s *Server) Refuse(ctx context.Context, front Front, reason Reason, method,
 func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Outcome) {
 	start := time.Now()
 	p := s.policy.Load()
+	if s.tracing.Tracer != nil {
+		var headers headersCarrier
+		if req != nil {
+			headers = req.Headers
+		}
+		ctx, _ = s.startSpan(ctx, front, headers)
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			s.log.Error("panic in Decide; denying", "panic", clipLogged(fmt.Sprint(v), maxLoggedPath), "front", string(front))
@@ -182,10 +192,13 @@ func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Ou
 	return out
 }
 
-// record observes and logs one decision.
+// record observes and logs one decision, and ends its span.
 func (s *Server) record(ctx context.Context, d Decision, elapsed time.Duration) {
 	if s.observe != nil {
 		s.observe(d, elapsed)
 	}
 	s.logDecision(ctx, d, elapsed)
+	if s.tracing.Tracer != nil {
+		endSpan(ctx, d)
+	}
 }

@@ -29,6 +29,7 @@ type Server struct {
 	observe    func(Decision, time.Duration)
 	sampleRate float64
 	sample     func() float64
+	tracing    Tracing
 }
 
 var _ authv3.AuthorizationServer = (*Server)(nil)
@@ -48,11 +49,13 @@ type Options struct {
 	// nil means all. Random is the sampler, for tests.
 	AllowSampleRate *float64
 	Random          func() float64
+	// Tracing starts a span per decision (trace.go); the zero value traces nothing.
+	Tracing Tracing
 }
 
 // NewServer returns a Server applying p.
 func NewServer(p *Policy, opts Options) *Server {
-	s := &Server{log: opts.Logger, decisions: opts.DecisionLog, now: opts.Now, observe: opts.Observe, sampleRate: 1, sample: opts.Random}
+	s := &Server{log: opts.Logger, decisions: opts.DecisionLog, now: opts.Now, observe: opts.Observe, sampleRate: 1, sample: opts.Random, tracing: opts.Tracing}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -89,6 +92,9 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.C
 func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []byte) {
 	start := time.Now()
 	p := s.policy.Load()
+	if s.tracing.Tracer != nil {
+		ctx, _ = s.startSpan(ctx, FrontGRPC, s.grpcParent(ctx, in))
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			// A panic's text may quote the request: bounded like the decision log's fields.
