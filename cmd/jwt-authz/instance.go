@@ -33,7 +33,7 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 			sources[p.Name] = inst.sets[p.Name]
 			continue
 		}
-		set, err := keys.NewSet(p.Issuer, p.Keys, cfg.Path, keys.Options{OnFetch: a.onFetch(p.Name)})
+		set, err := keys.NewSet(p.Issuer, p.Keys, cfg.Path, keys.Options{OnFetch: a.onFetch(p.Name), TracerProvider: a.tracing.forKeys()})
 		if err != nil {
 			inst.stopExcept(prev)
 			return nil, fmt.Errorf("providers %q: %w", p.Name, err)

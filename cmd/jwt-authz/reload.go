@@ -72,6 +72,9 @@ func (a *app) reload(ctx context.Context) bool {
 		cfg.GRPCMaxConcurrentStreams != prev.cfg.GRPCMaxConcurrentStreams {
 		a.log.Warn("listener settings changed; they take effect on restart")
 	}
+	if cfg.Tracing.Enabled != prev.cfg.Tracing.Enabled || *cfg.Tracing.SamplingRatio != *prev.cfg.Tracing.SamplingRatio {
+		a.log.Warn("tracing settings changed; they take effect on restart")
+	}
 	inst, err := a.build(ctx, cfg, prev)
 	if err != nil {
 		a.metrics.reloads.WithLabelValues("error").Inc()

@@ -40,6 +40,7 @@ const authzService = "envoy.service.auth.v3.Authorization"
 type app struct {
 	log        *slog.Logger
 	logOut     *linewriter.Writer // every log line, decisions included, goes through it
+	tracing    *tracing
 	configPath string
 	metrics    *metrics
 	authz      *extauthz.Server
@@ -66,8 +67,19 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		defer gc.Stop()
 		log.Debug("garbage collector paced by heap size", "floor_bytes", gctune.Floor, "ratio", gctune.Ratio)
 	}
+	tr, err := newTracing(ctx, cfg.Tracing)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tr.shutdown(sctx); err != nil {
+			log.Warn("tracing: spans not sent at shutdown", "err", err)
+		}
+	}()
 	reg := prometheus.NewRegistry()
-	a := &app{log: log, logOut: logOut, configPath: configPath, health: health.NewServer()}
+	a := &app{log: log, logOut: logOut, tracing: tr, configPath: configPath, health: health.NewServer()}
 	a.metrics = newMetrics(reg, a)
 
 	// Not serving until every provider has keys (Envoy's health checks keep traffic away).
@@ -88,6 +100,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 		DecisionLog:     decisions,
 		Observe:         a.metrics.observe,
 		AllowSampleRate: cfg.Log.AllowSampleRate,
+		Tracing:         tr.forDecisions(),
 	})
 
 	lis, err := listen(cfg.GRPCAddress)
