@@ -97,7 +97,7 @@ func (k *Keycloak) CreateRealm(realm any) error {
 // realm admin tokens live 60s, and a call costs far less than a test.
 func (k *Keycloak) Admin(method, path string, body, out any) error {
 	var tok Tokens
-	err := k.post(k.Issuer("master")+"/protocol/openid-connect/token", url.Values{
+	err := postForm(k.client, k.Issuer("master")+"/protocol/openid-connect/token", url.Values{
 		"grant_type": {"password"}, "client_id": {"admin-cli"},
 		"username": {"admin"}, "password": {k.adminPassword},
 	}, &tok)
@@ -118,7 +118,7 @@ func (k *Keycloak) Admin(method, path string, body, out any) error {
 	}
 	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 	req.Header.Set("Content-Type", "application/json")
-	return k.do(req, out)
+	return doJSON(k.client, req, out)
 }
 
 // Tokens is a token endpoint's answer.
@@ -133,7 +133,7 @@ type Tokens struct {
 // Token asks realm's token endpoint for tokens with form (grant_type, client_id, ...).
 func (k *Keycloak) Token(realm string, form url.Values) (Tokens, error) {
 	var tok Tokens
-	err := k.post(k.Issuer(realm)+"/protocol/openid-connect/token", form, &tok)
+	err := postForm(k.client, k.Issuer(realm)+"/protocol/openid-connect/token", form, &tok)
 	return tok, err
 }
 
@@ -218,32 +218,4 @@ func (k *Keycloak) SetKeyProvider(realm, id string, config map[string]string) er
 	}
 	comp["config"] = cfg
 	return k.Admin("PUT", "/"+realm+"/components/"+id, comp, nil)
-}
-
-func (k *Keycloak) post(u string, form url.Values, out any) error {
-	req, err := http.NewRequest("POST", u, strings.NewReader(form.Encode()))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return k.do(req, out)
-}
-
-func (k *Keycloak) do(req *http.Request, out any) error {
-	resp, err := k.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("idp: %s %s: %s: %.500s", req.Method, req.URL.Path, resp.Status, body)
-	}
-	if out == nil || len(body) == 0 {
-		return nil
-	}
-	return json.Unmarshal(body, out)
 }

@@ -28,6 +28,10 @@ var (
 	keycloak     *idp.Keycloak
 	keycloakErr  error
 
+	oidcOnce     sync.Once
+	oidcProvider *idp.OIDCProvider
+	oidcErr      error
+
 	buildOnce sync.Once
 	authzBin  string
 	buildErr  error
@@ -43,6 +47,9 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if keycloak != nil {
 		keycloak.Stop()
+	}
+	if oidcProvider != nil {
+		oidcProvider.Stop()
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -65,6 +72,24 @@ func startedKeycloak(t *testing.T) *idp.Keycloak {
 		}
 	})
 	return keycloak
+}
+
+// startedOIDCProvider is the package's oidc-provider, started by the first test that needs it.
+func startedOIDCProvider(t *testing.T) *idp.OIDCProvider {
+	t.Helper()
+	oidcOnce.Do(func() {
+		oidcProvider, oidcErr = idp.StartOIDCProvider()
+		if oidcErr == nil {
+			t.Logf("oidc-provider %s started at %s", oidcProvider.Version, oidcProvider.URL)
+		}
+	})
+	idp.Need(t, oidcErr)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- oidc-provider (last output) ---\n%s", oidcProvider.Log())
+		}
+	})
+	return oidcProvider
 }
 
 // authz is a jwt-authz server run from its binary with a test's config.

@@ -1,0 +1,179 @@
+package idp
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// OIDCProvider is a node oidc-provider server started by StartOIDCProvider
+// (oidc-provider/provider.mjs): issuer URL, JWT access tokens for the resource Resource.
+type OIDCProvider struct {
+	// URL is the issuer and base URL, http://127.0.0.1:PORT.
+	URL string
+	// Version is the oidc-provider package's version ("9.13.3").
+	Version string
+
+	proc   *process
+	client *http.Client
+}
+
+// Resource is the resource indicator (and so the aud) of the access tokens provider.mjs
+// issues.
+const Resource = "https://api.example.com"
+
+// redirectURI is web-app's registered redirect URI; nothing listens there: Login stops at
+// the redirect and reads the code from it.
+const redirectURI = "http://127.0.0.1/callback"
+
+// StartOIDCProvider installs oidc-provider if needed (install-oidc-provider.sh), starts
+// provider.mjs under node and waits until it serves its discovery document.
+func StartOIDCProvider() (*OIDCProvider, error) {
+	modules, err := install("install-oidc-provider.sh")
+	if err != nil {
+		return nil, err
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return nil, fmt.Errorf("%w: node: %v", ErrNotInstalled, err)
+	}
+	var pkg struct{ Version string }
+	raw, err := os.ReadFile(filepath.Join(modules, "node_modules", "oidc-provider", "package.json"))
+	if err == nil {
+		err = json.Unmarshal(raw, &pkg)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%w: oidc-provider's package.json: %v", ErrNotInstalled, err)
+	}
+	// provider.mjs runs from a directory of its own whose node_modules is the installed one:
+	// node resolves imports from the script's directory, not the working directory.
+	run, err := os.MkdirTemp("", "jwt-authz-oidc-provider-")
+	if err != nil {
+		return nil, err
+	}
+	script, err := os.ReadFile(filepath.Join(dir(), "oidc-provider", "provider.mjs"))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(run, "provider.mjs"), script, 0o600)
+	}
+	if err == nil {
+		err = os.Symlink(filepath.Join(modules, "node_modules"), filepath.Join(run, "node_modules"))
+	}
+	if err != nil {
+		os.RemoveAll(run)
+		return nil, err
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	jar, _ := cookiejar.New(nil)
+	o := &OIDCProvider{
+		URL:     local(port),
+		Version: pkg.Version,
+		client: &http.Client{Timeout: 30 * time.Second, Jar: jar,
+			CheckRedirect: func(req *http.Request, _ []*http.Request) error {
+				if strings.HasPrefix(req.URL.String(), redirectURI) {
+					return http.ErrUseLastResponse
+				}
+				return nil
+			}},
+	}
+	o.proc, err = startProcess("oidc-provider", []string{"PORT=" + strconv.Itoa(port), "NODE_ENV=production"},
+		node, filepath.Join(run, "provider.mjs"))
+	if err != nil {
+		os.RemoveAll(run)
+		return nil, err
+	}
+	go func() { <-o.proc.done; os.RemoveAll(run) }()
+	if err := o.proc.waitReady(o.URL+"/.well-known/openid-configuration", time.Minute); err != nil {
+		o.Stop()
+		return nil, err
+	}
+	return o, nil
+}
+
+// Stop ends the server.
+func (o *OIDCProvider) Stop() { o.proc.stop() }
+
+// Log is the end of the server's output.
+func (o *OIDCProvider) Log() string { return o.proc.out.tail() }
+
+// ClientCredentials asks for an access token for Resource with the client-credentials grant.
+func (o *OIDCProvider) ClientCredentials(clientID, secret, scope string) (Tokens, error) {
+	var tok Tokens
+	err := postForm(o.client, o.URL+"/token", url.Values{
+		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
+		"scope": {scope}, "resource": {Resource},
+	}, &tok)
+	return tok, err
+}
+
+// Login signs account in through the authorization-code flow of the confidential client
+// web-app (PKCE S256; nonce when not empty), as a browser would through oidc-provider's development
+// login and consent pages, and exchanges the code for an access token for Resource and an
+// ID token.
+func (o *OIDCProvider) Login(account, scope, nonce string) (Tokens, error) {
+	verifier := randomString()
+	sum := sha256.Sum256([]byte(verifier))
+	q := url.Values{
+		"client_id": {"web-app"}, "response_type": {"code"}, "redirect_uri": {redirectURI},
+		"scope": {scope}, "resource": {Resource}, "state": {randomString()},
+		"code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	}
+	if nonce != "" {
+		q.Set("nonce", nonce)
+	}
+	resp, err := o.client.Get(o.URL + "/auth?" + q.Encode())
+	// Each page is a login or consent form; submitting it leads to the next, and the last
+	// redirects to web-app with the code.
+	for step := 0; ; step++ {
+		if err != nil {
+			return Tokens{}, err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if loc := resp.Header.Get("Location"); strings.HasPrefix(loc, redirectURI) {
+			u, err := url.Parse(loc)
+			if err != nil {
+				return Tokens{}, err
+			}
+			code := u.Query().Get("code")
+			if code == "" {
+				return Tokens{}, fmt.Errorf("idp: oidc-provider login: redirected without a code: %s", u.Query().Get("error_description"))
+			}
+			var tok Tokens
+			err = postForm(o.client, o.URL+"/token", url.Values{
+				"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {redirectURI},
+				"code_verifier": {verifier}, "client_id": {"web-app"}, "client_secret": {"web-app-secret"},
+				"resource": {Resource},
+			}, &tok)
+			return tok, err
+		}
+		if resp.StatusCode != http.StatusOK || step == 4 {
+			return Tokens{}, fmt.Errorf("idp: oidc-provider login: %s at %s: %.300s", resp.Status, resp.Request.URL, body)
+		}
+		form := url.Values{"prompt": {"consent"}}
+		if strings.Contains(string(body), `name="prompt" value="login"`) {
+			form = url.Values{"prompt": {"login"}, "login": {account}, "password": {"any"}}
+		}
+		resp, err = o.client.PostForm(resp.Request.URL.String(), form)
+	}
+}
+
+func randomString() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
