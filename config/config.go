@@ -60,6 +60,10 @@ type Config struct {
 	Rules     []Rule     `yaml:"rules"`
 	// DefaultAction applies when no rule matches: deny (default, 403) or allow.
 	DefaultAction string `yaml:"default_action"`
+	// Shadow rolls the whole policy out in dry-run: every request is decided as written and
+	// that decision is logged, counted and put in the dynamic metadata, but a denial is
+	// answered as an allow (reason shadow_allow) that sets no identity headers.
+	Shadow bool `yaml:"shadow"`
 	// NonHTTPAction answers CheckRequests without request.http (Istio's TCP ext_authz):
 	// deny (default) or allow. Rules with source/destination principal matches still apply.
 	NonHTTPAction string `yaml:"non_http_action"`
@@ -221,6 +225,10 @@ type Rule struct {
 	// Action is allow or deny; empty when Require is set.
 	Action  string   `yaml:"action"`
 	Require *Require `yaml:"require"`
+	// Mode is enforce (default) or shadow: a shadow rule is evaluated fully when it matches,
+	// its would-be decision is logged, counted and put in the dynamic metadata, and the
+	// request goes on to the next rule as if it had not matched.
+	Mode string `yaml:"mode"`
 }
 
 // Match selects requests. Every set field must match; an empty Match matches everything.

@@ -347,6 +347,9 @@ func (c *Config) validate() error {
 		case r.Require == nil && r.Action != "allow" && r.Action != "deny":
 			bad(at+".action", "must be allow or deny (or set require), got %q", r.Action)
 		}
+		if r.Mode != "" && r.Mode != "enforce" && r.Mode != "shadow" {
+			bad(at+".mode", "must be enforce or shadow, got %q", r.Mode)
+		}
 		m := r.Match
 		if m.Path != "" && m.PathPrefix != "" {
 			bad(at+".match", "set path or path_prefix, not both")

@@ -30,6 +30,12 @@ type Decision struct {
 	// CELError is the kind of CEL evaluation error behind a cel_error, without any value
 	// the expression saw.
 	CELError string
+	// ShadowDecision is "allow" or "deny" when a shadow rule matched (or the whole policy
+	// runs in shadow): what enforcing it would have answered, with ShadowReason and
+	// ShadowRule. Empty otherwise.
+	ShadowDecision string
+	ShadowReason   Reason
+	ShadowRule     string
 }
 
 // denial is a refusal before it becomes a CheckResponse.
@@ -58,6 +64,7 @@ type outcome struct {
 	provider *provider
 	parsed   *parsedToken
 	celErr   string // what kind of CEL evaluation error denied, for the log
+	shadow   *shadowReport
 }
 
 // Check decides one CheckRequest given as a message. It is the protobuf face of the path
@@ -127,29 +134,74 @@ func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome
 	if o.allow {
 		d.HTTPStatus = http.StatusOK
 	}
+	if p.shadow { // the whole policy is a dry run: report what it decided, then allow
+		o.shadow = &shadowReport{rule: o.rule, allow: o.allow, reason: o.reason}
+		if !o.allow {
+			// No identity headers: the token may be invalid, and the upstream must not
+			// tell a shadow allow from a real one by them. Every injectable header is
+			// still removed.
+			o = outcome{allow: true, reason: ReasonShadowAllow, rule: o.rule, provider: o.provider, shadow: o.shadow}
+			d.Allowed, d.Reason, d.HTTPStatus = true, ReasonShadowAllow, http.StatusOK
+		}
+	}
+	if sh := o.shadow; sh != nil {
+		d.ShadowDecision, d.ShadowReason = "deny", sh.reason
+		if sh.allow {
+			d.ShadowDecision = "allow"
+		}
+		if sh.rule != nil {
+			d.ShadowRule = sh.rule.name
+		}
+	}
 	return o, d
 }
 
+// shadowReport is the would-be decision of a shadow rule, or of the whole policy when it
+// runs in shadow.
+type shadowReport struct {
+	rule   *rule // nil for the default action
+	allow  bool
+	reason Reason
+}
+
+// orFirst keeps the first shadow rule's report: it is what enforcing that rule would
+// answer, since an enforced rule ends the search.
+func (s *shadowReport) orFirst(o outcome) *shadowReport {
+	if s != nil {
+		return s
+	}
+	return &shadowReport{rule: o.rule, allow: o.allow, reason: o.reason}
+}
+
 func (p *Policy) decideNonHTTP(r *request, now time.Time) outcome {
+	var shadow *shadowReport
 	for _, ru := range p.rules {
 		if ru.action == actionRequire || !ru.matchesNonHTTP(r) {
 			continue
 		}
-		if matched, o := ru.celMatches(r, now); !matched {
-			if o != nil {
-				return *o
-			}
+		matched, failed := ru.celMatches(r, now)
+		var o outcome
+		switch {
+		case failed != nil:
+			o = *failed
+		case !matched:
+			continue
+		case ru.action == actionAllow:
+			o = outcome{allow: true, reason: ReasonPublic, rule: ru}
+		default:
+			o = outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
+		}
+		if ru.shadow {
+			shadow = shadow.orFirst(o)
 			continue
 		}
-		if ru.action == actionAllow {
-			return outcome{allow: true, reason: ReasonPublic, rule: ru}
-		}
-		return outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
+		o.shadow = shadow
+		return o
 	}
 	if p.nonHTTPAllow {
-		return outcome{allow: true, reason: ReasonNonHTTPAllow}
+		return outcome{allow: true, reason: ReasonNonHTTPAllow, shadow: shadow}
 	}
-	return outcome{reason: ReasonNonHTTPDeny, denial: forbidden(ReasonNonHTTPDeny, "non-HTTP traffic is denied")}
+	return outcome{reason: ReasonNonHTTPDeny, denial: forbidden(ReasonNonHTTPDeny, "non-HTTP traffic is denied"), shadow: shadow}
 }
 
 // celMatches evaluates match.cel once the rule's other match fields have matched. An
@@ -172,22 +224,34 @@ func celFailed(ru *rule, err error) outcome {
 }
 
 func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outcome {
+	var shadow *shadowReport
 	for _, ru := range p.rules {
 		if !ru.matchesHTTP(r) {
 			continue
 		}
-		if matched, o := ru.celMatches(r, now); !matched {
-			if o != nil {
-				return *o
-			}
+		matched, failed := ru.celMatches(r, now)
+		var o outcome
+		switch {
+		case failed != nil:
+			o = *failed
+		case !matched:
+			continue
+		case ru.shadow && shadow != nil:
+			continue // only the first shadow rule that matches is reported
+		default:
+			o = p.applyRule(ctx, r, ru, now)
+		}
+		if ru.shadow {
+			shadow = shadow.orFirst(o)
 			continue
 		}
-		return p.applyRule(ctx, r, ru, now)
+		o.shadow = shadow
+		return o
 	}
 	if p.defaultAllow {
-		return outcome{allow: true, reason: ReasonDefaultAllow}
+		return outcome{allow: true, reason: ReasonDefaultAllow, shadow: shadow}
 	}
-	return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request")}
+	return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request"), shadow: shadow}
 }
 
 // applyRule decides a request by the rule that selected it.

@@ -57,6 +57,11 @@ func appendDecision(b []byte, now time.Time, d Decision, elapsed time.Duration) 
 	if d.CELError != "" {
 		b = appendField(b, "cel_error", d.CELError)
 	}
+	if d.ShadowDecision != "" {
+		b = appendField(b, "shadow_decision", d.ShadowDecision)
+		b = appendField(b, "shadow_reason", string(d.ShadowReason))
+		b = appendField(b, "shadow_rule", d.ShadowRule)
+	}
 	return append(b, "}\n"...)
 }
 

@@ -68,6 +68,7 @@ const (
 	ReasonPublic          Reason = "public"          // rule action allow
 	ReasonDefaultAllow    Reason = "default_allow"   // no rule matched, default_action allow
 	ReasonNonHTTPAllow    Reason = "non_http_allow"  // TCP check allowed by non_http_action
+	ReasonShadowAllow     Reason = "shadow_allow"    // shadow: true, and the policy would deny
 	ReasonMissingToken    Reason = "missing_token"   // 401, no error code (RFC 6750 §3.1)
 	ReasonMultipleTokens  Reason = "multiple_tokens" // 400 invalid_request
 	ReasonTokenTooLarge   Reason = "token_too_large" // 401 invalid_token
@@ -107,7 +108,7 @@ const (
 
 // Reasons lists every reason, for metrics that pre-declare their label values.
 var Reasons = []Reason{
-	ReasonAllowed, ReasonAnonymous, ReasonPublic, ReasonDefaultAllow, ReasonNonHTTPAllow,
+	ReasonAllowed, ReasonAnonymous, ReasonPublic, ReasonDefaultAllow, ReasonNonHTTPAllow, ReasonShadowAllow,
 	ReasonMissingToken, ReasonMultipleTokens, ReasonTokenTooLarge, ReasonMalformedToken,
 	ReasonUnknownIssuer, ReasonIssuerNotHere, ReasonAlgorithm, ReasonHeader, ReasonType,
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,

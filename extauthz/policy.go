@@ -23,6 +23,7 @@ type Policy struct {
 	rules         []*rule
 	defaultAllow  bool
 	nonHTTPAllow  bool
+	shadow        bool // shadow: true, the whole policy is a dry run
 	maxTokenBytes int
 	// injectable is every header any provider can set upstream. Each allow removes the ones
 	// it does not set, so a client can never smuggle one in (landscape.md §5.4).
@@ -104,6 +105,7 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 		byIssuer:      make(map[string]*provider),
 		defaultAllow:  cfg.DefaultAction == "allow",
 		nonHTTPAllow:  cfg.NonHTTPAction == "allow",
+		shadow:        cfg.Shadow,
 		maxTokenBytes: cfg.MaxTokenBytes,
 	}
 	if p.maxTokenBytes <= 0 {

@@ -106,6 +106,15 @@ func cookiesWithout(r *request, name string) string {
 
 // Metadata entries prepared once.
 var (
+	wireShadowAllow   = metadataEntry("shadow_decision", "allow")
+	wireShadowDeny    = metadataEntry("shadow_decision", "deny")
+	wireShadowReasons = func() map[Reason][]byte {
+		m := make(map[Reason][]byte, len(Reasons))
+		for _, r := range Reasons {
+			m[r] = metadataEntry("shadow_reason", string(r))
+		}
+		return m
+	}()
 	wireDecisionAllow = metadataEntry("decision", "allow")
 	wireDecisionDeny  = metadataEntry("decision", "deny")
 	wireReasons       = func() map[Reason][]byte {
@@ -251,7 +260,25 @@ func (p *Policy) appendMetadata(b []byte, o outcome, d Decision) []byte {
 			sub = sizeMetadataEntry("sub", d.Subject)
 		}
 	}
-	b = appendMessageHeader(b, fieldRespMetadata, len(decision)+len(reason)+len(rule)+len(provider)+len(iss)+sub)
+	// A shadow rule's or shadow policy's would-be decision, so Envoy's access log can show
+	// what enforcing would have answered (%DYNAMIC_METADATA(...:shadow_decision)%).
+	var shDecision, shReason, shRule []byte
+	if sh := o.shadow; sh != nil {
+		shDecision, shReason = wireShadowDeny, wireShadowReasons[sh.reason]
+		if sh.allow {
+			shDecision = wireShadowAllow
+		}
+		if sh.rule != nil {
+			shRule = sh.rule.shadowMetadata
+		}
+	}
+	shadow := len(shDecision) + len(shReason) + len(shRule)
+	b = appendMessageHeader(b, fieldRespMetadata, len(decision)+len(reason)+len(rule)+len(provider)+len(iss)+sub+shadow)
+	if shadow > 0 {
+		b = append(b, shDecision...)
+		b = append(b, shReason...)
+		b = append(b, shRule...)
+	}
 	b = append(b, decision...)
 	b = append(b, reason...)
 	b = append(b, rule...)

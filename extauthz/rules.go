@@ -21,6 +21,10 @@ const (
 type rule struct {
 	name     string
 	metadata []byte // the dynamic metadata entry rule = name, encoded once
+	// shadow: mode shadow, so a match is reported and the search goes on.
+	// shadowMetadata is the entry shadow_rule = name.
+	shadow         bool
+	shadowMetadata []byte
 
 	hosts      []string // exact, lower case
 	hostSuffix []string // from "*.example.com": ".example.com"
@@ -52,15 +56,17 @@ type claimRequirement struct {
 
 func compileRule(r config.Rule, providers []*provider, byName map[string]*provider, claimPaths []string, costLimit uint64) (*rule, error) {
 	c := &rule{
-		name:      r.Name,
-		metadata:  metadataEntry("rule", r.Name),
-		path:      r.Match.Path,
-		prefix:    strings.TrimSuffix(r.Match.PathPrefix, "/"),
-		methods:   r.Match.Methods,
-		ctxExt:    r.Match.ContextExtensions,
-		srcPrinc:  r.Match.SourcePrincipals,
-		dstPrinc:  r.Match.DestinationPrincipals,
-		preflight: r.Match.CORSPreflight,
+		name:           r.Name,
+		metadata:       metadataEntry("rule", r.Name),
+		shadow:         r.Mode == "shadow",
+		shadowMetadata: metadataEntry("shadow_rule", r.Name),
+		path:           r.Match.Path,
+		prefix:         strings.TrimSuffix(r.Match.PathPrefix, "/"),
+		methods:        r.Match.Methods,
+		ctxExt:         r.Match.ContextExtensions,
+		srcPrinc:       r.Match.SourcePrincipals,
+		dstPrinc:       r.Match.DestinationPrincipals,
+		preflight:      r.Match.CORSPreflight,
 	}
 	if r.Match.PathPrefix == "/" {
 		c.prefix = "/"

@@ -126,7 +126,8 @@ func checkMessage(req *authv3.CheckRequest, appendCheck func(dst, in []byte) []b
 
 // logDecision writes one line per decision, unless it is an allow the sample leaves out.
 func (s *Server) logDecision(_ context.Context, d Decision, elapsed time.Duration) {
-	if s.decisions == nil || d.Allowed && s.sampleRate < 1 && s.sample() >= s.sampleRate {
+	// A shadow denial is what operators measure before enforcing: never sampled away.
+	if s.decisions == nil || d.Allowed && d.ShadowDecision != "deny" && s.sampleRate < 1 && s.sample() >= s.sampleRate {
 		return
 	}
 	writeDecision(s.decisions, time.Now(), d, elapsed)

@@ -25,6 +25,7 @@ type metrics struct {
 	keysSkipped  *prometheus.CounterVec
 	reloads      *prometheus.CounterVec
 	cacheLookups *prometheus.CounterVec
+	shadow       *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, a *app) *metrics {
@@ -50,6 +51,10 @@ func newMetrics(reg *prometheus.Registry, a *app) *metrics {
 			Namespace: "jwt_authz", Name: "token_cache_lookups_total",
 			Help: "Verified tokens answered from the cache (hit) or verified afresh (miss).",
 		}, []string{"result"}),
+		shadow: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "jwt_authz", Name: "shadow_decisions_total",
+			Help: "Would-be decisions of shadow rules (mode: shadow) and of a policy in shadow, by rule, decision and reason.",
+		}, []string{"rule", "decision", "reason"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "jwt_authz", Name: "config_reloads_total",
 			Help: "Config reloads by result.",
@@ -60,7 +65,7 @@ func newMetrics(reg *prometheus.Registry, a *app) *metrics {
 		ConstLabels: prometheus.Labels{"version": version, "commit": commit, "goversion": runtime.Version()},
 	})
 	buildInfo.Set(1)
-	reg.MustRegister(m.decisions, m.duration, m.keyFetches, m.keysSkipped, m.reloads, m.cacheLookups, buildInfo,
+	reg.MustRegister(m.decisions, m.shadow, m.duration, m.keyFetches, m.keysSkipped, m.reloads, m.cacheLookups, buildInfo,
 		&keyCollector{app: a},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range []string{"ok", "error"} {
@@ -86,6 +91,9 @@ func (m *metrics) observe(d extauthz.Decision, elapsed time.Duration) {
 		} else {
 			m.cacheLookups.WithLabelValues("miss").Inc()
 		}
+	}
+	if d.ShadowDecision != "" { // rule names come from the config: a closed set
+		m.shadow.WithLabelValues(d.ShadowRule, d.ShadowDecision, string(d.ShadowReason)).Inc()
 	}
 	m.duration.Observe(elapsed.Seconds())
 }
