@@ -3,7 +3,9 @@
 #             then the deploy/ module (Kubernetes, Helm, Istio, Envoy Gateway manifests),
 #             kept separate so the server's module carries no Kubernetes dependencies.
 # make demo   the whole demo natively on 127.0.0.1 (envoy/run-demo.sh); Ctrl-C stops it.
-# make build  the three binaries into ./bin.
+# make build  the three binaries into ./bin, stamped with the version and commit.
+# make screenshots  reruns TestBrowser (headless Chromium) and saves its screenshots of the
+#             demo page into docs/browser.
 # make bench  benchmarks (bench/run.sh, about 10 min; QUICK=1 for a smoke run): rewrites
 #             docs/benchmarks.md and docs/benchmarks/*.png.
 
@@ -12,8 +14,11 @@ SHELL := /bin/bash
 
 GO ?= go
 GOTESTFLAGS ?=
+# jwt-authz -version prints these, as in the Dockerfile's build.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-.PHONY: test vet build demo envoy bench
+.PHONY: test vet build demo envoy bench screenshots
 test:
 	@envoy_bin="$$(envoy/install-envoy.sh)"; \
 	echo "ENVOY_BIN=$$envoy_bin"; \
@@ -24,10 +29,11 @@ vet:
 	$(GO) vet ./...
 
 build:
-	$(GO) build -o bin/ ./cmd/jwt-authz ./cmd/demo-issuer ./cmd/demo-upstream
+	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" \
+		-o bin/ ./cmd/jwt-authz ./cmd/demo-issuer ./cmd/demo-upstream
 
 demo:
-	envoy/run-demo.sh
+	VERSION="$(VERSION)" COMMIT="$(COMMIT)" envoy/run-demo.sh
 
 # Print the path of the Envoy the tests use, installing it if needed.
 envoy:
@@ -35,3 +41,7 @@ envoy:
 
 bench:
 	bench/run.sh
+
+screenshots:
+	@envoy_bin="$$(envoy/install-envoy.sh)"; \
+	ENVOY_BIN="$$envoy_bin" JWT_AUTHZ_SCREENSHOTS=docs/browser $(GO) test -count=1 -run '^TestBrowser$$' ./envoy

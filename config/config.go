@@ -400,7 +400,7 @@ func withFieldPaths(data []byte, err error) error {
 		if u := unknownField.FindStringSubmatch(sub[2]); u != nil {
 			for _, f := range on {
 				if f.name == u[1] {
-					return f.path + ": " + m
+					return f.path + ": line " + sub[1] + ": " + unknownKey(f.path, f.name)
 				}
 			}
 			return m

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -420,5 +421,32 @@ func TestTrustedProxies(t *testing.T) {
 	want := []string{"127.0.0.1/32", "10.1.2.3/32", "10.0.0.0/8", "fd00::/64"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("TrustedProxies() mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func TestUnknownKeySuggestions(t *testing.T) {
+	tests := []struct {
+		name    string
+		replace [2]string // in minimal: old, new
+		want    string
+	}{
+		{name: "typo at the top", replace: [2]string{"rules:", "grpc_adress: x\nrules:"}, want: `grpc_adress: line *: unknown key "grpc_adress", did you mean "grpc_address"?`},
+		{name: "singular for a plural", replace: [2]string{"  clock_skew: 30s", "  clock_skew: 30s\n  audience: demo-api"}, want: `providers[0].audience: line *: unknown key "audience", did you mean "audiences"?`},
+		{name: "typo in a flow mapping", replace: [2]string{"match: {path_prefix: /}", "match: {path_prefix: /, methodz: [GET]}"}, want: `rules[0].match.methodz: line *: unknown key "methodz", did you mean "methods"?`},
+		{name: "typo in a key source", replace: [2]string{"- jwks_file: keys/jwks.json", "- jwks_fiel: keys/jwks.json"}, want: `did you mean "jwks_file"?`},
+		{name: "nothing near", replace: [2]string{"rules:", "tls: {certificate: a}\nrules:"}, want: `tls.certificate: line *: unknown key "certificate" (valid here: cert_file, client_ca_file, key_file)`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(strings.Replace(minimal, tc.replace[0], tc.replace[1], 1)), t.TempDir())
+			// "line *" stands for the line number, which minimal's edits move.
+			got := ""
+			if err != nil {
+				got = regexp.MustCompile(`line \d+`).ReplaceAllString(err.Error(), "line *")
+			}
+			if !strings.Contains(got, tc.want) || strings.Contains(got, "config.") {
+				t.Errorf("Parse(%s) = %v, want %s and no Go type", tc.name, err, tc.want)
+			}
+		})
 	}
 }

