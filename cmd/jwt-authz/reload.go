@@ -83,6 +83,7 @@ func (a *app) reload(ctx context.Context) bool {
 	}
 	a.cur.Store(inst)
 	a.authz.SetPolicy(inst.policy)
+	a.applyMemoryLimit(cfg)
 	if a.forward != nil {
 		a.forward.SetTrustedProxies(cfg.TrustedProxies())
 	}

@@ -80,6 +80,7 @@ func serve(ctx context.Context, configPath string, cfg *config.Config, stderr io
 	}()
 	reg := prometheus.NewRegistry()
 	a := &app{log: log, logOut: logOut, tracing: tr, configPath: configPath, health: health.NewServer()}
+	a.applyMemoryLimit(cfg)
 	a.metrics = newMetrics(reg, a)
 
 	// Not serving until every provider has keys (Envoy's health checks keep traffic away).
@@ -227,6 +228,18 @@ func (a *app) shutdown(gs *grpc.Server, cfg *config.Config, https ...*http.Serve
 	a.cur.Load().stop()
 	a.log.Info("stopped")
 	a.logOut.Flush()
+}
+
+// applyMemoryLimit derives the soft memory limit from the token cache's bound, unless
+// GOMEMLIMIT is set (gctune.SetMemoryLimit); without a cache there is no bound and no limit.
+func (a *app) applyMemoryLimit(cfg *config.Config) {
+	var bound int64
+	if *cfg.Cache.Enabled {
+		bound = cfg.Cache.MaxBytes
+	}
+	if limit, set := gctune.SetMemoryLimit(bound); set {
+		a.log.Debug("soft memory limit from cache.max_bytes", "bytes", limit)
+	}
 }
 
 // ready: keys loaded for every provider and not draining.

@@ -10,7 +10,8 @@
 // So after each collection the tuner aims the next one at max(Floor, Ratio × live heap):
 // GOGC is high while the heap is small (a 4 MiB heap collects at 24 MiB instead of 8) and
 // falls to 25 as it grows (100k cached tokens stay within 64 MiB resident). An operator's
-// GOGC wins: when it is set the tuner does nothing. GOMEMLIMIT works as usual on top.
+// GOGC wins: when it is set the tuner does nothing. GOMEMLIMIT works as usual on top, and
+// when it is unset SetMemoryLimit (memlimit.go) derives a soft limit from the cache's bound.
 package gctune
 
 import (
