@@ -284,6 +284,7 @@ func checkWorkload(t *testing.T, m manifests) {
 		t.Fatalf("%d containers, want 1", len(ps.Containers))
 	}
 	c := ps.Containers[0]
+	checkMemoryLimit(t, c, configFile(t, m))
 	if !regexp.MustCompile(`^ghcr\.io/jwt-authz/jwt-authz:[0-9][0-9A-Za-z.+-]*$`).MatchString(c.Image) {
 		t.Errorf("image %q, want ghcr.io/jwt-authz/jwt-authz:<version>", c.Image)
 	}
