@@ -180,6 +180,7 @@ authz_config() {
 # jwt-authz under benchmark (bench/run.sh).
 grpc_address: ${3:-127.0.0.1:0}
 http_address: 127.0.0.1:0
+http_authz_address: 127.0.0.1:0
 reflection: false
 log: ${4:-"{level: info, allow_sample_rate: 0}"}
 cache: $2
@@ -207,7 +208,7 @@ authz_config "$W/authz-mem.yaml" "{enabled: true, max_entries: $MEM_CACHE_ENTRIE
 authz_config "$W/authz-uds.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}" "unix://$W/authz.sock"
 
 # start_authz CONFIG [BINARY [CORE]]: jwt-authz on the server core (or CORE); sets AUTHZ_PID,
-# AUTHZ_GRPC, AUTHZ_HTTP once it reports ready.
+# AUTHZ_GRPC, AUTHZ_HTTP, AUTHZ_FACE (the HTTP decision face) once it reports ready.
 start_authz() {
 	local cfg=$1 bin=${2:-$BIN/jwt-authz} core=${3:-$SERVER_CORE} logf
 	logf="$W/$(basename "$cfg" .yaml)-$RANDOM.log"
@@ -216,6 +217,7 @@ start_authz() {
 	wait_for "jwt-authz to listen" 20 grep -q '"msg":"serving"' "$logf" || { cat "$logf" >&2; return 1; }
 	AUTHZ_GRPC=$(grep -m1 '"msg":"serving"' "$logf" | sed -E 's/.*"grpc_address":"([^"]+)".*/\1/')
 	AUTHZ_HTTP=$(grep -m1 '"msg":"serving"' "$logf" | sed -E 's/.*"http_address":"([^"]+)".*/\1/')
+	AUTHZ_FACE=$(grep -m1 '"msg":"serving"' "$logf" | sed -E 's/.*"http_authz_address":"([^"]+)".*/\1/')
 	AUTHZ_PPROF=$(grep -m1 '^pprof listening on' "$logf" | awk '{print $4}' || true)
 	wait_for "jwt-authz to be ready" 20 curl -fsS "http://$AUTHZ_HTTP/readyz" || { cat "$logf" >&2; return 1; }
 }
@@ -274,13 +276,13 @@ phase_gobench() {
 # ---------------------------------------------------------------------------------------------
 phase_grpc() {
 	log "2/5 gRPC Check: floors and jwt-authz"
-	local noop_pid noop rs_pid rs cached_pid cached default_pid default nocache_pid nocache round rate
+	local noop_pid noop rs_pid rs cached_pid cached face default_pid default nocache_pid nocache round rate
 	start_floor noop
 	noop_pid=$FLOOR_PID noop=$FLOOR_ADDR
 	start_floor rs256
 	rs_pid=$FLOOR_PID rs=$FLOOR_ADDR
 	start_authz "$W/authz-cache.yaml"
-	cached_pid=$AUTHZ_PID cached=$AUTHZ_GRPC
+	cached_pid=$AUTHZ_PID cached=$AUTHZ_GRPC face=$AUTHZ_FACE
 	start_authz "$W/authz-default.yaml"
 	default_pid=$AUTHZ_PID default=$AUTHZ_GRPC
 	start_authz "$W/authz-nocache.yaml"
@@ -291,6 +293,9 @@ phase_grpc() {
 			log "  round $round/$ROUNDS, $([[ $rate == 0 ]] && echo saturation || echo "$rate rps")"
 			grpc_load floor-noop "$round" "$noop" "$noop_pid" -rate "$rate"
 			grpc_load authz-cached "$round" "$cached" "$cached_pid" -rate "$rate"
+			# The same server and token through the HTTP face, as Envoy's http_service asks.
+			http_load authz-http-face "$round" "$face" "$cached_pid" -section faces \
+				-path "/envoy/api/orders?limit=10" -rate "$rate"
 			grpc_load authz-default "$round" "$default" "$default_pid" -rate "$rate"
 			grpc_load floor-rs256 "$round" "$rs" "$rs_pid" -rate "$rate"
 			grpc_load authz-nocache "$round" "$nocache" "$nocache_pid" -rate "$rate"

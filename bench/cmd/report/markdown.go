@@ -306,6 +306,34 @@ func (r *report) grpcSection(m *md) {
 	m.p("")
 	r.loadTable(m, "grpc", grpcRuns, "open")
 	r.image(m, "grpc_latency.png", "gRPC Check latency at a fixed rate")
+	r.facesSection(m)
+}
+
+// facesSection compares the HTTP decision face with the gRPC face: the same server process
+// and token, asked over HTTP/1.1 (bench/cmd/http-load) the way Envoy's http_service asks.
+func (r *report) facesSection(m *md) {
+	if r.get("faces", "authz-http-face", "closed") == nil && r.get("faces", "authz-http-face", "open") == nil {
+		return
+	}
+	m.p("### The HTTP face")
+	m.p("")
+	m.p("The cached jwt-authz above, asked through its HTTP decision face (`http_authz_address`, `GET "+
+		"/envoy/api/orders?limit=10` with the bearer token, as Envoy's `http_service` asks) by `bench/cmd/http-load` "+
+		"over %s HTTP/1.1 keep-alive connections from core 0, in the same rounds as the gRPC runs. Saturation, then %s requests/s:", r.facts["http_conns"], r.facts["rate_grpc"])
+	m.p("")
+	r.loadTable(m, "faces", []string{"authz-http-face"}, "closed")
+	r.loadTable(m, "faces", []string{"authz-http-face"}, "open")
+	for _, mode := range []string{"closed", "open"} {
+		h, g := r.get("faces", "authz-http-face", mode), r.get("grpc", "authz-cached", mode)
+		if h == nil || g == nil {
+			continue
+		}
+		ratio, _ := perRound(g, h, cpuRatio)
+		m.p("- %s: server CPU per cached check, HTTP face **%s µs**, gRPC face **%s µs** (HTTP / gRPC, median over rounds: %.2f ×).",
+			map[string]string{"closed": "At saturation", "open": "At the fixed rate"}[mode],
+			micros1(h.median(cpuPerRequest)), micros1(g.median(cpuPerRequest)), ratio)
+	}
+	m.p("")
 }
 
 func (r *report) envoySection(m *md) {

@@ -18,6 +18,7 @@ var (
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
+		"authz-http-face":    "jwt-authz HTTP face (/envoy, as Envoy http_service asks), one RS256 token (cache hit)",
 		"authz-default":      "jwt-authz, one RS256 token (cache hit), default log: every allow logged",
 		"floor-rs256":        "floor: no-op + stdlib RS256 verify",
 		"authz-nocache":      "jwt-authz, RS256, cache off",
