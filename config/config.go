@@ -119,10 +119,14 @@ type Provider struct {
 	// TenantClaim is the claim the issuer template's placeholder must equal (default tid).
 	TenantClaim string `yaml:"tenant_claim"`
 	// Tenants, when set, are the only tenant ids an issuer template accepts.
-	Tenants    []string `yaml:"tenants"`
-	Audiences  []string `yaml:"audiences"`
-	Algorithms []string `yaml:"algorithms"`
-	ClockSkew  Duration `yaml:"clock_skew"`
+	Tenants []string `yaml:"tenants"`
+	// SPIFFETrustDomain makes the provider one of SPIFFE JWT-SVIDs: every token's sub must
+	// be a SPIFFE ID in this trust domain, and a SVID without iss is given to this provider
+	// by the trust domain of its sub. Issuer may then be empty.
+	SPIFFETrustDomain string   `yaml:"spiffe_trust_domain"`
+	Audiences         []string `yaml:"audiences"`
+	Algorithms        []string `yaml:"algorithms"`
+	ClockSkew         Duration `yaml:"clock_skew"`
 	// RequireExp rejects tokens without exp (default true).
 	RequireExp *bool `yaml:"require_exp"`
 	// MaxLifetime, when set, rejects tokens whose exp-iat (or exp-now without iat) exceeds it.
@@ -164,12 +168,17 @@ type Provider struct {
 }
 
 // Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,
-// HMACSecretFile and Discovery is set.
+// HMACSecretFile, Discovery, SPIFFEBundleURI and SPIFFEBundleFile is set.
 type Key struct {
-	JWKSURI        string `yaml:"jwks_uri"`
-	JWKSFile       string `yaml:"jwks_file"`
-	PEMFile        string `yaml:"pem_file"`
-	HMACSecretFile string `yaml:"hmac_secret_file"`
+	JWKSURI  string `yaml:"jwks_uri"`
+	JWKSFile string `yaml:"jwks_file"`
+	// SPIFFEBundleURI and SPIFFEBundleFile are a SPIFFE trust bundle (a JWKS whose
+	// jwt-svid keys verify JWT-SVIDs; its spiffe_refresh_hint sets the refresh interval),
+	// served by a SPIFFE bundle endpoint or written by the SPIRE agent.
+	SPIFFEBundleURI  string `yaml:"spiffe_bundle_uri"`
+	SPIFFEBundleFile string `yaml:"spiffe_bundle_file"`
+	PEMFile          string `yaml:"pem_file"`
+	HMACSecretFile   string `yaml:"hmac_secret_file"`
 	// Discovery fetches the issuer's OpenID configuration and uses its jwks_uri.
 	Discovery bool `yaml:"discovery"`
 	// DiscoveryURI is where discovery fetches the configuration instead of
@@ -261,6 +270,9 @@ type Require struct {
 	Providers []string `yaml:"providers"`
 	// Scopes must all be granted.
 	Scopes []string `yaml:"scopes"`
+	// SPIFFEIDs, when set, must match the token's sub (a JWT-SVID's SPIFFE ID): exact, or a
+	// trailing * matching any suffix; a miss is 403.
+	SPIFFEIDs []string `yaml:"spiffe_ids"`
 	// Audiences, when set, must hold one of the token's audiences (read from its
 	// provider's audience_claims); a miss is 401 invalid_token.
 	Audiences []string `yaml:"audiences"`

@@ -128,7 +128,7 @@ func (c *Config) setDefaults() {
 		}
 		for j := range p.Keys {
 			k := &p.Keys[j]
-			if k.JWKSURI == "" && !k.Discovery {
+			if !k.remote() {
 				continue
 			}
 			if k.RefreshInterval == 0 {
@@ -197,6 +197,7 @@ func (c *Config) validate() error {
 
 	names := map[string]bool{}
 	issuers := map[string]bool{}
+	trustDomains := map[string]bool{}
 	for i, p := range c.Providers {
 		at := fmt.Sprintf("providers[%d]", i)
 		switch {
@@ -206,9 +207,17 @@ func (c *Config) validate() error {
 			bad(at+".name", "duplicate provider %q", p.Name)
 		}
 		names[p.Name] = true
-		if p.Issuer == "" {
-			bad(at+".issuer", "required")
-		} else if issuers[p.Issuer] {
+		if td := p.SPIFFETrustDomain; td != "" {
+			if !validTrustDomain(td) {
+				bad(at+".spiffe_trust_domain", "%q is not a trust domain (lower-case letters, digits, '.', '-', '_'; no scheme)", td)
+			} else if trustDomains[td] {
+				bad(at+".spiffe_trust_domain", "trust domain %q is already used by another provider", td)
+			}
+			trustDomains[td] = true
+		}
+		if p.Issuer == "" && p.SPIFFETrustDomain == "" {
+			bad(at+".issuer", "required (or spiffe_trust_domain for JWT-SVIDs without iss)")
+		} else if p.Issuer != "" && issuers[p.Issuer] {
 			bad(at+".issuer", "issuer %q is already used by another provider: the token's iss selects the provider", p.Issuer)
 		}
 		issuers[p.Issuer] = true
@@ -244,6 +253,9 @@ func (c *Config) validate() error {
 		for j, k := range p.Keys {
 			if target := k.fetchURL(p.Issuer); k.BearerTokenFile != "" && !BearerAllowed(target) {
 				bad(fmt.Sprintf("%s.keys[%d].bearer_token_file", at, j), "a bearer token is sent only over https (or to a loopback address), not to %s", target)
+			}
+			if k.Discovery && p.Issuer == "" {
+				bad(fmt.Sprintf("%s.keys[%d].discovery", at, j), "discovery needs an issuer")
 			}
 			if template && k.Discovery && k.DiscoveryURI == "" {
 				bad(fmt.Sprintf("%s.keys[%d].discovery_uri", at, j), "required with discovery when the issuer is a template")
@@ -398,6 +410,15 @@ func (c *Config) validate() error {
 				bad(at+".require", "no providers are configured")
 			}
 			errs = append(errs, validateClaims(at+".require.claims", r.Require.Claims)...)
+			for j, id := range r.Require.SPIFFEIDs {
+				if prefix, wildcard := strings.CutSuffix(id, "*"); wildcard {
+					if !strings.HasPrefix(prefix, "spiffe://") || strings.Contains(prefix, "*") {
+						bad(fmt.Sprintf("%s.require.spiffe_ids[%d]", at, j), "want spiffe://trust-domain/path, optionally ending in one *")
+					}
+				} else if _, _, err := ParseSPIFFEID(id); err != nil {
+					bad(fmt.Sprintf("%s.require.spiffe_ids[%d]", at, j), "%v", err)
+				}
+			}
 			for j, a := range r.Require.Audiences {
 				if a == "" {
 					bad(fmt.Sprintf("%s.require.audiences[%d]", at, j), "empty")
@@ -426,9 +447,13 @@ func (k Key) validate(at string) []error {
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
 	}
-	n := count(k.JWKSURI != "", k.JWKSFile != "", k.PEMFile != "", k.HMACSecretFile != "", k.Discovery)
+	n := count(k.JWKSURI != "", k.JWKSFile != "", k.PEMFile != "", k.HMACSecretFile != "", k.Discovery,
+		k.SPIFFEBundleURI != "", k.SPIFFEBundleFile != "")
 	if n != 1 {
-		bad(at, "exactly one of jwks_uri, jwks_file, pem_file, hmac_secret_file and discovery is required")
+		bad(at, "exactly one of jwks_uri, jwks_file, pem_file, hmac_secret_file, discovery, spiffe_bundle_uri and spiffe_bundle_file is required")
+	}
+	if k.SPIFFEBundleURI != "" && !httpURL(k.SPIFFEBundleURI) {
+		bad(at+".spiffe_bundle_uri", "must be an absolute http(s) URL")
 	}
 	if k.JWKSURI != "" && !httpURL(k.JWKSURI) {
 		bad(at+".jwks_uri", "must be an absolute http(s) URL")
@@ -446,9 +471,9 @@ func (k Key) validate(at string) []error {
 	if k.KID != "" && k.PEMFile == "" && k.HMACSecretFile == "" {
 		bad(at+".kid", "only applies to pem_file and hmac_secret_file")
 	}
-	remote := k.JWKSURI != "" || k.Discovery
+	remote := k.remote()
 	if !remote && (k.RefreshInterval != 0 || k.MaxStale != 0 || k.UnknownKIDCooldown != 0 || k.CAFile != "" || k.Timeout != 0 || k.BearerTokenFile != "") {
-		bad(at, "refresh_interval, max_stale, unknown_kid_cooldown, timeout, ca_file and bearer_token_file only apply to jwks_uri and discovery")
+		bad(at, "refresh_interval, max_stale, unknown_kid_cooldown, timeout, ca_file and bearer_token_file only apply to jwks_uri, discovery and spiffe_bundle_uri")
 	}
 	if remote {
 		if k.RefreshInterval.D() < MinimumRefreshInterval {
@@ -477,11 +502,16 @@ func Origin(s string) (string, error) {
 	return strings.ToLower(u.Scheme) + "://" + host, nil
 }
 
+// remote reports whether the source is fetched over HTTP(S).
+func (k Key) remote() bool { return k.JWKSURI != "" || k.Discovery || k.SPIFFEBundleURI != "" }
+
 // fetchURL is the first URL a remote key source fetches.
 func (k Key) fetchURL(issuer string) string {
 	switch {
 	case k.JWKSURI != "":
 		return k.JWKSURI
+	case k.SPIFFEBundleURI != "":
+		return k.SPIFFEBundleURI
 	case k.DiscoveryURI != "":
 		return k.DiscoveryURI
 	}

@@ -291,7 +291,7 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 	if err != nil {
 		pr := (*provider)(nil)
 		if pt != nil {
-			pr, _ = p.providerFor(pt.iss)
+			pr = pt.provider
 		}
 		if pr != nil {
 			challenger = pr
@@ -318,6 +318,11 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 			desc: "the token lacks a required scope", scope: strings.Join(ru.scopes, " "),
 			realm: pr.realm, resourceMetadata: pr.resourceMetadata, challenge: true,
 		}
+		return o
+	}
+	if len(ru.spiffeIDs) > 0 && !principalMatches(ru.spiffeIDs, id.sub) {
+		o.reason = ReasonSPIFFEID
+		o.denial = forbidden(ReasonSPIFFEID, "the token's SPIFFE ID is not allowed here")
 		return o
 	}
 	if !claimsSatisfied(ru.claims, id) {
@@ -374,7 +379,7 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 		if id = p.cache.get(k, now); id != nil {
 			// A refusal reports what parsing would have found (provider, realm, kid), so a
 			// cached token is answered and logged exactly like an uncached one.
-			seen := func() *parsedToken { return &parsedToken{kid: id.kid, iss: id.iss} }
+			seen := func() *parsedToken { return &parsedToken{kid: id.kid, iss: id.iss, provider: id.provider} }
 			if !accepted(id.provider) {
 				return nil, seen(), false, errProviderNotAllowed
 			}
@@ -391,11 +396,11 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	if pt, err = parseToken(raw); err != nil {
 		return nil, nil, false, err
 	}
-	pr, tenant := p.providerFor(pt.iss)
+	pr, tenant := p.providerFor(pt)
 	if pr == nil {
 		return nil, pt, false, errUnknownIssuer
 	}
-	pt.tenant = tenant
+	pt.provider, pt.tenant = pr, tenant
 	if !accepted(pr) { // only the providers the rule names are tried
 		return nil, pt, false, errProviderNotAllowed
 	}

@@ -54,6 +54,8 @@ var (
 	errTenantMismatch = errors.New("extauthz: tenant in iss does not match the tenant claim")
 	// errTenantNotAllowed: the tenant is not in the provider's tenants.
 	errTenantNotAllowed = errors.New("extauthz: tenant not accepted")
+	// errTrustDomain: a JWT-SVID's sub is not a SPIFFE ID of its provider's trust domain.
+	errTrustDomain = errors.New("extauthz: SPIFFE ID not in the provider's trust domain")
 	// errKeysUnavailable: the provider cannot vouch for any key right now (fail closed, 503).
 	errKeysUnavailable = errors.New("extauthz: keys unavailable")
 )
@@ -92,6 +94,8 @@ const (
 	ReasonAuthorizedParty Reason = "authorized_party_not_allowed" // 401, azp not allowed
 	ReasonTenantMismatch  Reason = "tenant_mismatch"              // 401, iss tenant != tenant claim
 	ReasonTenantNotHere   Reason = "tenant_not_allowed"           // 401, tenant not in tenants
+	ReasonTrustDomain     Reason = "trust_domain_mismatch"        // 401, SVID sub outside the trust domain
+	ReasonSPIFFEID        Reason = "spiffe_id_not_allowed"        // 403, require.spiffe_ids
 	ReasonScope           Reason = "insufficient_scope"           // 403
 	ReasonClaimMismatch   Reason = "claim_mismatch"               // 403
 	ReasonCSRF            Reason = "csrf_origin"                  // 403, a cookie token on a cross-site unsafe request
@@ -114,7 +118,7 @@ var Reasons = []Reason{
 	ReasonUnknownKey, ReasonSignature, ReasonClaims, ReasonMissingExp, ReasonExpired,
 	ReasonNotYetValid, ReasonIssuedInFuture, ReasonLifetime, ReasonAudience,
 	ReasonIDToken, ReasonRequiredClaim, ReasonAuthorizedParty, ReasonTenantMismatch,
-	ReasonTenantNotHere, ReasonScope,
+	ReasonTenantNotHere, ReasonTrustDomain, ReasonSPIFFEID, ReasonScope,
 	ReasonClaimMismatch, ReasonCSRF, ReasonCELDenied, ReasonCELError, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 	ReasonNotBound, ReasonCertificateMissing, ReasonCertificateMismatch,
@@ -151,6 +155,7 @@ var tokenErrors = []struct {
 	{errNotBound, ReasonNotBound, "the token must be bound to a client certificate"},
 	{errCertificateMissing, ReasonCertificateMissing, "the token is bound to a client certificate and none was presented"},
 	{errCertificateMismatch, ReasonCertificateMismatch, "the token is bound to another client certificate"},
+	{errTrustDomain, ReasonTrustDomain, "the token's SPIFFE ID is not in the trust domain"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
 }
 

@@ -17,9 +17,11 @@ import (
 // reload builds a new Policy and swaps it in, so a request finishes under the Policy it
 // started with.
 type Policy struct {
-	providers     []*provider
-	byIssuer      map[string]*provider // issuers and their aliases
-	templates     []*provider          // providers whose issuer is a template
+	providers []*provider
+	byIssuer  map[string]*provider // issuers and their aliases
+	templates []*provider          // providers whose issuer is a template
+	// byTrustDomain holds the SPIFFE providers, for JWT-SVIDs without iss.
+	byTrustDomain map[string]*provider
 	rules         []*rule
 	defaultAllow  bool
 	nonHTTPAllow  bool
@@ -72,6 +74,8 @@ type provider struct {
 	templatePrefix, templateSuffix string
 	tenantClaim                    config.ClaimPath
 	tenants                        []string
+	// trustDomain makes this a provider of SPIFFE JWT-SVIDs: sub must be a SPIFFE ID in it.
+	trustDomain string
 
 	sources       []tokenSource
 	claimHeaders  []claimHeader // sorted by header
@@ -103,6 +107,7 @@ type claimHeader struct {
 func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 	p := &Policy{
 		byIssuer:      make(map[string]*provider),
+		byTrustDomain: make(map[string]*provider),
 		defaultAllow:  cfg.DefaultAction == "allow",
 		nonHTTPAllow:  cfg.NonHTTPAction == "allow",
 		shadow:        cfg.Shadow,
@@ -190,8 +195,16 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 			p.addInjectable(pr.payloadHeader)
 		}
 		p.providers = append(p.providers, pr)
+		if td := pc.SPIFFETrustDomain; td != "" {
+			pr.trustDomain = td
+			p.byTrustDomain[td] = pr
+			if pr.issuer == "" { // what the decision log and metadata report
+				pr.issuer = "spiffe://" + td
+			}
+		}
 		prefix, suffix, template, err := config.SplitIssuerTemplate(pc.Issuer)
 		switch {
+		case pc.Issuer == "":
 		case err != nil:
 			return nil, fmt.Errorf("extauthz: provider %q: issuer: %w", pc.Name, err)
 		case template:
@@ -290,8 +303,20 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 }
 
 // providerFor picks the provider of an unverified token by its iss: an exact issuer or
-// alias, else an issuer template, whose tenant id it returns. Nil when none matches.
-func (p *Policy) providerFor(iss string) (pr *provider, tenant string) {
+// alias, else an issuer template, whose tenant id it returns; a token without iss by the
+// trust domain of its SPIFFE ID. Nil when none matches.
+func (p *Policy) providerFor(t *parsedToken) (pr *provider, tenant string) {
+	iss := t.iss
+	if _, present := t.claims["iss"]; !present {
+		// A JWT-SVID may have no iss (SPIFFE JWT-SVID §3): its sub names the trust domain.
+		// Only the trust domain picks the provider; verification checks the whole ID.
+		sub, _ := t.claims["sub"].(string)
+		if rest, ok := strings.CutPrefix(sub, "spiffe://"); ok {
+			td, _, _ := strings.Cut(rest, "/")
+			return p.byTrustDomain[td], ""
+		}
+		return nil, ""
+	}
 	if pr = p.byIssuer[iss]; pr != nil {
 		return pr, ""
 	}

@@ -42,6 +42,7 @@ type rule struct {
 	sources   []tokenSource // the candidates' sources, in order, without repeats
 	scopes    []string
 	audiences []string
+	spiffeIDs []string
 	claims    []claimRequirement
 	optional  bool
 	// requireCEL is require.cel, nil when absent.
@@ -105,6 +106,7 @@ func compileRule(r config.Rule, providers []*provider, byName map[string]*provid
 	c.optional = r.Require.Optional
 	c.scopes = r.Require.Scopes
 	c.audiences = r.Require.Audiences
+	c.spiffeIDs = r.Require.SPIFFEIDs
 	if len(r.Require.Providers) == 0 {
 		c.providers = providers
 	}

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/jwt-authz/jwt-authz/config"
 )
 
 // strictB64 rejects padding and non-zero trailing bits, so every token has exactly one
@@ -32,9 +34,10 @@ type parsedToken struct {
 	payload []byte
 	claims  map[string]any
 	iss     string
-	// tenant is the tenant id the iss puts in its provider's issuer template; set when the
-	// provider is chosen.
-	tenant string
+	// provider is the provider the token names, and tenant the tenant id its iss puts in
+	// that provider's issuer template; set when the provider is chosen.
+	provider *provider
+	tenant   string
 }
 
 // parseToken checks the compact serialization and decodes the header and payload.
@@ -149,16 +152,22 @@ func (p *provider) verify(ctx context.Context, t *parsedToken, now time.Time) (*
 		return nil, err
 	}
 	vt := &verifiedToken{provider: p, kid: t.kid, key: key, iss: p.issuer, claims: t.claims, payload: t.payload}
-	if t.iss != p.issuer { // an alias or a template: report the spelling the token used
+	if t.iss != p.issuer && t.iss != "" { // an alias or a template: report the spelling the token used
 		vt.iss = t.iss
+	}
+	if err := p.checkClaims(vt, now); err != nil {
+		return nil, err
 	}
 	if p.templatePrefix != "" {
 		if err := p.checkTenant(t.claims, t.tenant); err != nil {
 			return nil, err
 		}
 	}
-	if err := p.checkClaims(vt, now); err != nil {
-		return nil, err
+	if p.trustDomain != "" {
+		// SPIFFE JWT-SVID §3: sub is the workload's SPIFFE ID, of the bundle's trust domain.
+		if td, _, err := config.ParseSPIFFEID(vt.sub); err != nil || td != p.trustDomain {
+			return nil, fmt.Errorf("%w: %q", errTrustDomain, truncate(vt.sub, 128))
+		}
 	}
 	return vt, nil
 }

@@ -67,6 +67,9 @@ func parseFile(kind Kind, data []byte, kid string) (keys []*jose.JSONWebKey, ski
 	switch kind {
 	case KindJWKSFile:
 		return parseJWKS(data, fromFile)
+	case KindSPIFFEBundleFile:
+		keys, skipped, _, err = parseSPIFFEBundle(data, fromFile)
+		return keys, skipped, err
 	case KindPEMFile:
 		k, err = parsePEM(data, kid)
 	case KindHMACSecretFile:

@@ -36,6 +36,7 @@ type remote struct {
 	// bearerFile holds the token sent to bearerOrigin (scheme://host of the configured
 	// URL) and nowhere else: a discovered jwks_uri on another host does not get it.
 	bearerFile, bearerOrigin string
+	spiffe                   bool // the document is a SPIFFE trust bundle
 
 	// turn is held by the one fetch in progress, and guards the fields below. A channel,
 	// not a mutex, so a fetch queued behind a slow one gives up when its context ends.
@@ -68,9 +69,12 @@ func newRemote(issuer string, spec config.Key, resolvePath func(string) string, 
 		jwksURI:  spec.JWKSURI,
 		turn:     make(chan struct{}, 1),
 	}
+	if spec.SPIFFEBundleURI != "" {
+		r.jwksURI, r.spiffe = spec.SPIFFEBundleURI, true
+	}
 	r.minInterval = d(spec.MinRefreshInterval, min(config.DefaultMinRefresh, r.interval))
 	r.maxInterval = max(d(spec.MaxRefreshInterval, max(config.DefaultMaxRefresh, r.interval)), r.minInterval)
-	name := spec.JWKSURI
+	name := r.jwksURI
 	if spec.Discovery {
 		r.discoveryURL = strings.TrimSuffix(issuer, "/") + "/.well-known/openid-configuration"
 		if spec.DiscoveryURI != "" { // an issuer template has no well-known URL of its own
@@ -229,7 +233,15 @@ func (r *remote) fetch(ctx context.Context) (fetched, error) {
 	if f.notModified {
 		return f, nil
 	}
-	f.keys, f.skipped, err = parseJWKS(resp.body, fromRemote)
+	if r.spiffe {
+		var hint time.Duration
+		f.keys, f.skipped, hint, err = parseSPIFFEBundle(resp.body, fromRemote)
+		if hint > 0 { // the bundle's own word on how often to refresh wins over HTTP caching
+			f.maxAge, f.hasMaxAge = hint, true
+		}
+	} else {
+		f.keys, f.skipped, err = parseJWKS(resp.body, fromRemote)
+	}
 	if err != nil {
 		return f, fmt.Errorf("%s: %w", r.jwksURI, err)
 	}

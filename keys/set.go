@@ -188,6 +188,7 @@ func newSource(issuer string, spec config.Key, resolvePath func(string) string, 
 	}{
 		{KindJWKSFile, spec.JWKSFile}, {KindPEMFile, spec.PEMFile},
 		{KindHMACSecretFile, spec.HMACSecretFile}, {KindJWKSURI, spec.JWKSURI},
+		{KindSPIFFEBundleURI, spec.SPIFFEBundleURI}, {KindSPIFFEBundleFile, spec.SPIFFEBundleFile},
 	} {
 		if f.val != "" {
 			n++
@@ -200,10 +201,10 @@ func newSource(issuer string, spec config.Key, resolvePath func(string) string, 
 	}
 	switch {
 	case n != 1:
-		return nil, fmt.Errorf("want exactly one of jwks_uri, jwks_file, pem_file, hmac_secret_file and discovery, got %d: %w", n, ErrMalformed)
+		return nil, fmt.Errorf("want exactly one of jwks_uri, jwks_file, pem_file, hmac_secret_file, discovery, spiffe_bundle_uri and spiffe_bundle_file, got %d: %w", n, ErrMalformed)
 	case src.kind == KindHMACSecretFile && spec.KID == "":
 		return nil, fmt.Errorf("hmac_secret_file %s: kid is required: %w", src.name, ErrMalformed)
-	case src.kind == KindJWKSURI || src.kind == KindDiscovery:
+	case src.kind == KindJWKSURI || src.kind == KindDiscovery || src.kind == KindSPIFFEBundleURI:
 		rem, name, err := newRemote(issuer, spec, resolvePath, client)
 		if err != nil {
 			return nil, err

@@ -7,11 +7,13 @@ type Kind string
 
 // Kinds, one per config.Key field.
 const (
-	KindJWKSFile       Kind = "jwks_file"
-	KindPEMFile        Kind = "pem_file"
-	KindHMACSecretFile Kind = "hmac_secret_file"
-	KindJWKSURI        Kind = "jwks_uri"
-	KindDiscovery      Kind = "discovery"
+	KindJWKSFile         Kind = "jwks_file"
+	KindPEMFile          Kind = "pem_file"
+	KindHMACSecretFile   Kind = "hmac_secret_file"
+	KindJWKSURI          Kind = "jwks_uri"
+	KindDiscovery        Kind = "discovery"
+	KindSPIFFEBundleURI  Kind = "spiffe_bundle_uri"
+	KindSPIFFEBundleFile Kind = "spiffe_bundle_file"
 )
 
 // Result is the outcome of one fetch or file reload. The values are a closed set, fit for a
