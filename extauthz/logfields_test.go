@@ -100,3 +100,31 @@ func TestClipLogged(t *testing.T) {
 		}
 	}
 }
+
+// The HTTP faces log through the same decision log: a long path or method from a forwarded
+// request, decided or refused, is clipped there too.
+func TestDecisionLogFieldsClippedHTTPFaces(t *testing.T) {
+	var logs lockedBuffer
+	s := NewServer(newVerifyFixture(t).policy, Options{DecisionLog: &logs, Now: func() time.Time { return testNow }})
+	long := "/api/" + strings.Repeat("a", 1<<20)
+	for name, decide := range map[string]func(){
+		"Decide": func() {
+			s.Decide(t.Context(), FrontForwardAuth, &Request{Method: strings.Repeat("M", 1<<20), Host: "api.example.com", Path: long})
+		},
+		"Refuse": func() { s.Refuse(t.Context(), FrontAuthRequest, ReasonBadRequest, strings.Repeat("M", 1<<20), long) },
+	} {
+		logs.take()
+		decide()
+		line := logs.take()
+		var got map[string]any
+		if err := json.Unmarshal([]byte(line), &got); err != nil {
+			t.Fatalf("%s(1 MiB path and method) logged %.200q, want one JSON line: %v", name, line, err)
+		}
+		path, _ := got["path"].(string)
+		method, _ := got["method"].(string)
+		if len(line) > 2*maxLoggedPath || path == "" || len(path) > maxLoggedPath+3 || method == "" || len(method) > maxLoggedField+3 {
+			t.Errorf("%s(1 MiB path and method) logged a %d-byte line (path %d bytes, method %d), want at most %d, %d and %d",
+				name, len(line), len(path), len(method), 2*maxLoggedPath, maxLoggedPath+3, maxLoggedField+3)
+		}
+	}
+}
