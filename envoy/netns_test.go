@@ -34,17 +34,7 @@ func TestComposeServices(t *testing.T) {
 		composeServices(t)
 		return
 	}
-	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
-		t.Skip("needs root on Linux for a private network and mount namespace")
-	}
-	for _, tool := range []string{"unshare", "mount", "ip", "bash"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("needs %s: %v", tool, err)
-		}
-	}
-	if out, err := exec.Command("unshare", "--net", "--mount", "true").CombinedOutput(); err != nil {
-		t.Skipf("cannot create namespaces here: %v %s", err, out)
-	}
+	requireNamespaces(t)
 	envoyBin := envoyBinary(t)
 	for _, c := range commands {
 		binary(t, c)
@@ -60,16 +50,40 @@ func TestComposeServices(t *testing.T) {
 			}
 		}
 	}
+	runInNamespaces(t, "^TestComposeServices$", names, envoyBin)
+}
+
+// requireNamespaces skips the test unless it can run in a private network and mount
+// namespace: root on Linux, with unshare, mount, ip and bash.
+func requireNamespaces(t *testing.T) {
+	t.Helper()
+	if runtime.GOOS != "linux" || os.Geteuid() != 0 {
+		t.Skip("needs root on Linux for a private network and mount namespace")
+	}
+	for _, tool := range []string{"unshare", "mount", "ip", "bash"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("needs %s: %v", tool, err)
+		}
+	}
+	if out, err := exec.Command("unshare", "--net", "--mount", "true").CombinedOutput(); err != nil {
+		t.Skipf("cannot create namespaces here: %v %s", err, out)
+	}
+}
+
+// runInNamespaces re-runs the test binary's test run (a -test.run pattern) in a private
+// network and mount namespace where names resolve to 127.0.0.1, with inNamespace set.
+func runInNamespaces(t *testing.T, run string, names []string, envoyBin string) {
+	t.Helper()
 	hosts := filepath.Join(t.TempDir(), "hosts")
 	writeFile(t, hosts, []byte("127.0.0.1 "+strings.Join(names, " ")+"\n"))
 
 	const script = `ip link set lo up && mount --bind "$0" /etc/hosts && exec "$@"`
 	cmd := exec.Command("unshare", "--net", "--mount", "--propagation", "private", "--",
-		"sh", "-c", script, hosts, os.Args[0], "-test.run", "^TestComposeServices$", "-test.v", "-test.count=1")
+		"sh", "-c", script, hosts, os.Args[0], "-test.run", run, "-test.v", "-test.count=1")
 	cmd.Env = append(os.Environ(), inNamespace+"=1", "ENVOY_BIN="+envoyBin, "JWT_AUTHZ_TEST_BIN_DIR="+binDir)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		t.Errorf("the compose services in a namespace: %v\n%s", err, redact(string(out)))
+		t.Errorf("%s in a namespace: %v\n%s", run, err, redact(string(out)))
 		return
 	}
 	t.Logf("in the namespace:\n%s", redact(string(out)))
