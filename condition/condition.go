@@ -14,6 +14,7 @@ import (
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 	"cel.dev/cel-go/interpreter"
 )
@@ -120,7 +121,10 @@ type Request interface {
 	Method() string
 	Path() string // normalised as rules match it
 	Host() string
-	Headers() map[string]string // lower-case names
+	// Header is one header by lower-case name; Headers is all of them. Both leave out
+	// pseudo-headers and join repeated headers with ",".
+	Header(name string) (string, bool)
+	Headers() map[string]string
 	Query() map[string]string
 	SourcePrincipal() string
 	DestinationPrincipal() string
@@ -131,22 +135,27 @@ type Request interface {
 // verified yet; an expression that reads claims there sees an empty map.
 type Input struct {
 	Request Request
-	Claims  map[string]any // JSON numbers as int64 or float64 (see ClaimsValue)
+	Claims  *Claims
 	Now     time.Time
 }
 
-// activation resolves variables lazily, so a request's headers become a map only for an
-// expression that reads them.
-type activation struct{ in *Input }
+// Claims is a verified payload prepared for expressions. It is built once per token (and
+// kept with a cached token), not on every check.
+type Claims struct{ v ref.Val }
 
-func (a activation) ResolveName(name string) (any, bool) {
-	r := a.in.Request
+// emptyClaims is claims where no token was verified.
+var emptyClaims = types.DefaultTypeAdapter.NativeToValue(map[string]any{})
+
+// ResolveName makes an Input the activation of an evaluation: variables are resolved
+// lazily, so a request's headers become a map only for an expression that needs all of them.
+func (in *Input) ResolveName(name string) (any, bool) {
+	r := in.Request
 	switch name {
 	case "claims":
-		if a.in.Claims == nil {
-			return map[string]any{}, true
+		if in.Claims == nil {
+			return emptyClaims, true
 		}
-		return a.in.Claims, true
+		return in.Claims.v, true
 	case "request.method":
 		return r.Method(), true
 	case "request.path":
@@ -154,7 +163,7 @@ func (a activation) ResolveName(name string) (any, bool) {
 	case "request.host":
 		return r.Host(), true
 	case "request.headers":
-		return r.Headers(), true
+		return &lazyMap{r: r}, true
 	case "request.query":
 		return r.Query(), true
 	case "source.principal":
@@ -164,17 +173,18 @@ func (a activation) ResolveName(name string) (any, bool) {
 	case "context_extensions":
 		return r.ContextExtensions(), true
 	case "now":
-		return a.in.Now, true
+		return in.Now, true
 	}
 	return nil, false
 }
 
-func (activation) Parent() interpreter.Activation { return nil }
+// Parent is part of interpreter.Activation: an Input has none.
+func (*Input) Parent() interpreter.Activation { return nil }
 
 // Eval runs the program. A true result is the only allow; anything else is false or an
 // error, and callers deny on both.
 func (p *Program) Eval(in *Input) (bool, error) {
-	out, _, err := p.prg.Eval(activation{in})
+	out, _, err := p.prg.Eval(in)
 	if err != nil {
 		return false, err
 	}
@@ -185,11 +195,15 @@ func (p *Program) Eval(in *Input) (bool, error) {
 	return b, nil
 }
 
-// Claims converts a decoded JWT payload for expressions: JSON numbers (json.Number, kept
-// exact elsewhere) become int64 when they are integers and float64 otherwise, so
-// claims.exp > 0 and claims.level >= 2 type-check and compare as numbers. The result shares
-// no mutable state with v.
-func Claims(v map[string]any) map[string]any {
+// NewClaims prepares a decoded JWT payload for expressions: JSON numbers (json.Number, kept
+// exact elsewhere) become int when they are integers and double otherwise, so
+// claims.exp > 0 and claims.level >= 2 compare as numbers. It shares no mutable state with
+// payload.
+func NewClaims(payload map[string]any) *Claims {
+	return &Claims{v: types.DefaultTypeAdapter.NativeToValue(jsonObject(payload))}
+}
+
+func jsonObject(v map[string]any) map[string]any {
 	out := make(map[string]any, len(v))
 	for k, e := range v {
 		out[k] = jsonValue(e)
@@ -208,7 +222,7 @@ func jsonValue(v any) any {
 		}
 		return x.String()
 	case map[string]any:
-		return Claims(x)
+		return jsonObject(x)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {

@@ -11,9 +11,13 @@ import (
 // fakeRequest is a Request with fixed values.
 type fakeRequest struct{ headers map[string]string }
 
-func (fakeRequest) Method() string                       { return "GET" }
-func (fakeRequest) Path() string                         { return "/users/alice" }
-func (fakeRequest) Host() string                         { return "api.example.com" }
+func (fakeRequest) Method() string { return "GET" }
+func (fakeRequest) Path() string   { return "/users/alice" }
+func (fakeRequest) Host() string   { return "api.example.com" }
+func (f fakeRequest) Header(name string) (string, bool) {
+	v, ok := f.headers[name]
+	return v, ok
+}
 func (f fakeRequest) Headers() map[string]string         { return f.headers }
 func (fakeRequest) Query() map[string]string             { return map[string]string{"page": "2"} }
 func (fakeRequest) SourcePrincipal() string              { return "spiffe://cluster.local/ns/a/sa/web" }
@@ -23,7 +27,7 @@ func (fakeRequest) ContextExtensions() map[string]string { return map[string]str
 var now = time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
 
 func TestEval(t *testing.T) {
-	claims := Claims(map[string]any{
+	claims := NewClaims(map[string]any{
 		"sub": "alice", "level": json.Number("3"), "ratio": json.Number("0.5"),
 		"roles": []any{"admin", json.Number("7")}, "org": map[string]any{"id": json.Number("42")},
 	})
@@ -44,6 +48,9 @@ func TestEval(t *testing.T) {
 		{expr: "claims.missing == 'x'", wantErr: true},
 		{expr: "request.headers['absent'] == 'x'", wantErr: true},
 		{expr: "claims.sub == 'bob'", want: false},
+		{expr: "'x-tenant-id' in request.headers && !('x-other' in request.headers)", want: true},
+		{expr: "size(request.headers) == 1 && request.headers == {'x-tenant-id': 'acme'}", want: true},
+		{expr: "request.headers.exists(k, k == 'x-tenant-id') && request.headers.all(k, request.headers[k] != '')", want: true},
 	}
 	for _, tc := range tests {
 		prg, err := Compile(tc.expr, 0)
@@ -114,7 +121,7 @@ func FuzzCompileEval(f *testing.F) {
 		if dec.Decode(&raw) != nil {
 			raw = nil
 		}
-		got, err := prg.Eval(&Input{Request: fakeRequest{headers: map[string]string{"x": "y"}}, Claims: Claims(raw), Now: now})
+		got, err := prg.Eval(&Input{Request: fakeRequest{headers: map[string]string{"x": "y"}}, Claims: NewClaims(raw), Now: now})
 		if err != nil && got {
 			t.Errorf("Eval(%q) = true with error %v", expr, err)
 		}

@@ -20,6 +20,29 @@ func (c celRequest) Host() string                 { return c.r.host }
 func (c celRequest) SourcePrincipal() string      { return c.r.sourcePrincipal }
 func (c celRequest) DestinationPrincipal() string { return c.r.destinationPrincipal }
 
+// Header is the named header (lower case), repeated ones joined with ",".
+func (c celRequest) Header(name string) (string, bool) {
+	if strings.HasPrefix(name, ":") {
+		return "", false
+	}
+	if !c.r.raw {
+		v, n := c.r.header(name)
+		return v, n > 0
+	}
+	var joined string
+	n := 0
+	c.r.headerValues(name, func(v string) bool {
+		if n == 0 {
+			joined = v
+		} else {
+			joined += "," + v
+		}
+		n++
+		return true
+	})
+	return joined, n > 0
+}
+
 // Headers are keyed by lower-case name; repeated headers are joined with "," as Envoy joins
 // them in the headers encoding, so both encodings look the same to an expression.
 // Pseudo-headers (":path") are left out: request.path and request.host are their
@@ -62,7 +85,7 @@ func (c celRequest) ContextExtensions() map[string]string {
 // evalCEL runs prg against the request and, after verification, the token's claims
 // (nil before). A false result and an error are both refusals; the error is also returned
 // so the caller can report it.
-func evalCEL(prg *condition.Program, r *request, claims map[string]any, now time.Time) (bool, error) {
+func evalCEL(prg *condition.Program, r *request, claims *condition.Claims, now time.Time) (bool, error) {
 	return prg.Eval(&condition.Input{Request: celRequest{r}, Claims: claims, Now: now})
 }
 

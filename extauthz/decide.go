@@ -9,6 +9,8 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/jwt-authz/jwt-authz/condition"
 )
 
 // Decision is what the server decided and why: the facts for the decision log and metrics.
@@ -336,7 +338,7 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 
 // requireCEL applies the rule's require.cel to an allow o: false denies with cel_denied,
 // an error with cel_error.
-func (p *Policy) requireCEL(o outcome, r *request, claims map[string]any, now time.Time) outcome {
+func (p *Policy) requireCEL(o outcome, r *request, claims *condition.Claims, now time.Time) outcome {
 	prg := o.rule.requireCEL
 	if prg == nil {
 		return o

@@ -24,7 +24,7 @@ type identity struct {
 	claims []any
 	// celClaims is the whole payload converted for CEL (condition.Claims); nil unless a
 	// require.cel may read it.
-	celClaims map[string]any
+	celClaims *condition.Claims
 	// headerWire is the upstream headers, encoded as OkHttpResponse.headers entries: the
 	// claim headers in setMask (bit i for provider.claimHeaders[i]; a claim that is absent
 	// or not a valid header value is not sent) and the payload header when configured.
@@ -55,7 +55,7 @@ func (p *Policy) newIdentity(vt *verifiedToken) *identity {
 		}
 	}
 	if p.celClaims {
-		id.celClaims = condition.Claims(vt.claims)
+		id.celClaims = condition.NewClaims(vt.claims)
 	}
 	var headers []byte
 	for i, ch := range pr.claimHeaders {

@@ -6,6 +6,7 @@
 //	jwt-authz -config FILE -check    validate the config and exit 0 (valid) or 1
 //	jwt-authz -version               print version, commit and Go version
 //	jwt-authz -healthcheck URL       GET URL, exit 0 on 200 (container health checks)
+//	jwt-authz -test FILE...          run policy test files (docs/policy-tests.md)
 package main
 
 import (
@@ -53,10 +54,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	check := fs.Bool("check", false, "validate the config file and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	healthURL := fs.String("healthcheck", "", "GET this URL and exit 0 on 200 (for container health checks)")
+	policyTests := fs.Bool("test", false, "run the policy test files named as arguments and exit (docs/policy-tests.md)")
 	if err := fs.Parse(args); err != nil {
 		return errQuietExit
 	}
 	switch {
+	case *policyTests:
+		return runPolicyTests(ctx, fs.Args(), stdout, stderr)
 	case *showVersion:
 		fmt.Fprintf(stdout, "jwt-authz %s (commit %s, %s)\n", version, commit, runtime.Version())
 		return nil
