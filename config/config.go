@@ -165,6 +165,9 @@ type Provider struct {
 	// tokens comes from and whether tokens must be bound. A token that carries
 	// cnf.x5t#S256 is checked against the peer certificate even when this is nil.
 	CertificateBinding *CertificateBinding `yaml:"certificate_binding"`
+	// Encryption accepts nested JWTs (a JWS inside a JWE) encrypted to these keys; off when
+	// nil.
+	Encryption *Encryption `yaml:"encryption"`
 }
 
 // Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,

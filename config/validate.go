@@ -344,6 +344,9 @@ func (c *Config) validate() error {
 		if b := p.CertificateBinding; b != nil {
 			errs = append(errs, b.validate(at+".certificate_binding")...)
 		}
+		if e := p.Encryption; e != nil {
+			errs = append(errs, e.validate(at+".encryption")...)
+		}
 	}
 
 	errs = append(errs, c.validateServedMetadata()...)

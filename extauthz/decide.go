@@ -395,7 +395,13 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 			p.cache.drop(k) // the key was withdrawn or replaced: verify afresh
 		}
 	}
-	if pt, err = parseToken(raw); err != nil {
+	text, decrypter := raw, (*provider)(nil)
+	if p.decrypters != nil && isJWE(raw) { // a nested JWT; the cache key stays the outer token
+		if text, decrypter, err = p.decrypt(ctx, raw); err != nil {
+			return nil, nil, false, err
+		}
+	}
+	if pt, err = parseToken(text); err != nil {
 		return nil, nil, false, err
 	}
 	pr, tenant := p.providerFor(pt)
@@ -405,6 +411,12 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	pt.provider, pt.tenant = pr, tenant
 	if !accepted(pr) { // only the providers the rule names are tried
 		return nil, pt, false, errProviderNotAllowed
+	}
+	if decrypter != nil && decrypter != pr {
+		return nil, pt, false, errEncryptedForOther
+	}
+	if decrypter == nil && pr.encryption != nil && pr.encryption.required {
+		return nil, pt, false, errEncryptionRequired
 	}
 	vt, err := pr.verify(ctx, pt, now)
 	if err != nil {

@@ -122,6 +122,7 @@ var Reasons = []Reason{
 	ReasonClaimMismatch, ReasonCSRF, ReasonCELDenied, ReasonCELError, ReasonRuleDeny, ReasonNoRule, ReasonNonHTTPDeny,
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 	ReasonNotBound, ReasonCertificateMissing, ReasonCertificateMismatch,
+	ReasonUnknownDecryptionKey, ReasonDecryption, ReasonEncryptionRequired, ReasonEncryptedForOther,
 }
 
 // tokenErrors maps each token error to its reason and the RFC 6750 description sent back.
@@ -156,6 +157,10 @@ var tokenErrors = []struct {
 	{errCertificateMissing, ReasonCertificateMissing, "the token is bound to a client certificate and none was presented"},
 	{errCertificateMismatch, ReasonCertificateMismatch, "the token is bound to another client certificate"},
 	{errTrustDomain, ReasonTrustDomain, "the token's SPIFFE ID is not in the trust domain"},
+	{errUnknownDecryptionKey, ReasonUnknownDecryptionKey, "the token decryption key is unknown"},
+	{errDecryption, ReasonDecryption, "the token does not decrypt"},
+	{errEncryptionRequired, ReasonEncryptionRequired, "the token must be encrypted"},
+	{errEncryptedForOther, ReasonEncryptedForOther, "the token is encrypted to another issuer's key"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
 }
 

@@ -17,9 +17,12 @@ import (
 // reload builds a new Policy and swaps it in, so a request finishes under the Policy it
 // started with.
 type Policy struct {
-	providers []*provider
-	byIssuer  map[string]*provider // issuers and their aliases
-	templates []*provider          // providers whose issuer is a template
+	// decrypters are the providers with encryption, in config order; none: a token of
+	// five segments is malformed like any other non-JWS.
+	decrypters []*provider
+	providers  []*provider
+	byIssuer   map[string]*provider // issuers and their aliases
+	templates  []*provider          // providers whose issuer is a template
 	// byTrustDomain holds the SPIFFE providers, for JWT-SVIDs without iss.
 	byTrustDomain map[string]*provider
 	rules         []*rule
@@ -52,7 +55,9 @@ type provider struct {
 	resourceMetadata string
 	// certBinding is where RFC 8705 client certificates come from; nil: the peer
 	// certificate, and unbound tokens are fine.
-	certBinding       *certBinding
+	certBinding *certBinding
+	// encryption accepts nested JWTs; nil when the provider takes only plain JWS.
+	encryption        *encryption
 	audiences         []string
 	algorithms        map[string]jose.SignatureAlgorithm
 	types             []string
@@ -104,7 +109,11 @@ type claimHeader struct {
 
 // NewPolicy compiles a validated configuration. keys must hold a KeySource for every
 // provider, by provider name.
-func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
+func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOption) (*Policy, error) {
+	var o policyOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	p := &Policy{
 		byIssuer:      make(map[string]*provider),
 		byTrustDomain: make(map[string]*provider),
@@ -143,6 +152,14 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource) (*Policy, error) {
 			pr.resourceMetadata = pc.ResourceMetadata.URL
 		}
 		pr.certBinding = newCertBinding(pc.CertificateBinding)
+		if pc.Encryption != nil {
+			dk := o.decryptionKeys[pc.Name]
+			if dk == nil {
+				return nil, fmt.Errorf("extauthz: provider %q has no decryption keys", pc.Name)
+			}
+			pr.encryption = newEncryption(pc.Encryption, dk)
+			p.decrypters = append(p.decrypters, pr)
+		}
 		if len(pr.types) == 0 {
 			pr.types = config.DefaultTypes
 		}

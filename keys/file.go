@@ -40,7 +40,11 @@ func (s *Set) reloadFile(src *source, trigger Trigger) error {
 		return nil
 	}
 	src.seen, src.seenErr = sum, ""
-	keys, skipped, err := parseFile(src.kind, data, src.kid)
+	parse := parseFile
+	if s.private {
+		parse = parsePrivateFile
+	}
+	keys, skipped, err := parse(src.kind, data, src.kid)
 	if err == nil {
 		var conflicts []error
 		conflicts, err = s.install(src, keys)

@@ -73,7 +73,10 @@ type Set struct {
 	files        []*source
 	cooldown     time.Duration // least time between unknown-kid refetches
 	pollInterval time.Duration // file poll, the fallback under the watcher
-	newWatcher   func() (*fsnotify.Watcher, error)
+	// private marks a set of decryption keys (NewDecryptionSet): its files hold private
+	// keys, parsed by parsePrivateFile.
+	private    bool
+	newWatcher func() (*fsnotify.Watcher, error)
 
 	// snap is what Lookup reads, without locks: replaced whole, never mutated.
 	snap atomic.Pointer[snapshot]
@@ -131,6 +134,10 @@ func (src *source) fresh(now int64) bool { return now < src.freshUntil.Load() }
 // that is missing, malformed, weak, holds a private key, or repeats a kid is an error, so a
 // bad config fails at startup. Remote sources are first fetched by Start.
 func NewSet(issuer string, specs []config.Key, resolvePath func(string) string, opts Options) (*Set, error) {
+	return newSet(issuer, specs, resolvePath, opts, false)
+}
+
+func newSet(issuer string, specs []config.Key, resolvePath func(string) string, opts Options, private bool) (*Set, error) {
 	if resolvePath == nil {
 		resolvePath = func(p string) string { return p }
 	}
@@ -142,6 +149,7 @@ func NewSet(issuer string, specs []config.Key, resolvePath func(string) string, 
 		pollInterval: defaultPollInterval,
 		newWatcher:   fsnotify.NewWatcher,
 		unknown:      map[string]struct{}{},
+		private:      private,
 	}
 	if s.now == nil {
 		s.now = time.Now

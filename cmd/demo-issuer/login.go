@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
 )
 
@@ -33,6 +34,7 @@ type issuer struct {
 	cookie    string         // -cookie: the session cookie's name; "" turns cookie sessions off
 	log       *slog.Logger
 	now       func() time.Time
+	encrypter jose.Encrypter // -encrypt: access tokens become nested JWTs; nil signs only
 }
 
 // loginRequest is the body of POST /login.
@@ -184,6 +186,15 @@ func (s *issuer) mint(u user) (token, kid, jti string, err error) {
 	token, err = jwt.Signed(signer).Claims(claims).Claims(extra).Serialize()
 	if err != nil {
 		return "", "", "", fmt.Errorf("signing with kid %q: %w", kid, err)
+	}
+	if s.encrypter != nil {
+		obj, err := s.encrypter.Encrypt([]byte(token))
+		if err != nil {
+			return "", "", "", fmt.Errorf("encrypting: %w", err)
+		}
+		if token, err = obj.CompactSerialize(); err != nil {
+			return "", "", "", fmt.Errorf("encrypting: %w", err)
+		}
 	}
 	return token, kid, jti, nil
 }

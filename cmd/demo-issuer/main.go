@@ -94,6 +94,7 @@ type config struct {
 	ipLimit         int
 	trustedProxies  []netip.Prefix
 	healthURL       string // -healthcheck: probe and exit
+	encryptFile     string // -encrypt: the recipient's public key; "" signs only
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -117,6 +118,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.userLimit, "user-limit", 5, "login attempts per minute per username; 0 disables")
 	fs.IntVar(&c.ipLimit, "ip-limit", 20, "login attempts per minute per client address; 0 disables")
 	proxies := fs.String("trusted-proxies", "", "comma-separated `CIDRs` of proxies whose X-Forwarded-For (last hop) names the client; default: none")
+	fs.StringVar(&c.encryptFile, "encrypt", "", "PEM `file` with a public key (RSA, or EC P-256) to encrypt access tokens to: nested JWTs, a JWS inside a JWE; empty: signed only")
 	fs.StringVar(&c.healthURL, "healthcheck", "", "GET this `URL` and exit 0 on 200 (container health checks); nothing else runs")
 	if err := fs.Parse(args); err != nil {
 		return c, err // flag has printed the error and the usage
@@ -202,6 +204,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	var encrypter jose.Encrypter
+	encAlg := ""
+	if cfg.encryptFile != "" {
+		if encrypter, encAlg, err = newEncrypter(cfg.encryptFile); err != nil {
+			return usageError{err}
+		}
+	}
 	s := &issuer{
 		iss:       cfg.issuer,
 		audience:  cfg.audience,
@@ -214,6 +223,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		cookie:    cfg.cookie,
 		log:       log,
 		now:       time.Now,
+		encrypter: encrypter,
 	}
 
 	public := http.NewServeMux()
@@ -248,7 +258,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log.Info("starting", "issuer", cfg.issuer, "audience", cfg.audience, "alg", cfg.alg,
 		"kid", keys.public()[0].KeyID, "ttl", cfg.ttl.String(), "users", len(users.byName),
 		"rotate_every", cfg.rotateEvery.String(), "publish_delay", cfg.publishDelay.String(),
-		"cookie", cfg.cookie, "api_origin", cfg.apiOrigin)
+		"cookie", cfg.cookie, "api_origin", cfg.apiOrigin, "encrypt", encAlg)
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()

@@ -19,6 +19,9 @@ type instance struct {
 	stops map[string]context.CancelFunc
 	// metadataDocs are the RFC 9728 documents served on http_address, by path.
 	metadataDocs map[string][]byte
+	// decryptStops cancels the watch of each JWE decryption key set; these sets are local
+	// files, rebuilt on every reload, never shared with another instance.
+	decryptStops []context.CancelFunc
 }
 
 // build loads the key sets of cfg and compiles its policy. Sets of providers whose issuer and
@@ -46,7 +49,22 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 			a.log.Warn("keys not loaded yet", "provider", p.Name, "err", err)
 		}
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources)
+	decryption := map[string]extauthz.KeySource{}
+	for _, p := range cfg.Providers {
+		if p.Encryption == nil {
+			continue
+		}
+		set, err := keys.NewDecryptionSet(p.Name, p.Encryption.Keys, cfg.Path, keys.Options{OnFetch: a.onDecryptionKeys(p.Name)})
+		if err != nil {
+			inst.stopExcept(prev)
+			return nil, fmt.Errorf("providers %q: encryption: %w", p.Name, err)
+		}
+		sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		inst.decryptStops = append(inst.decryptStops, cancel)
+		_ = set.Start(sctx) // files only: loaded by NewDecryptionSet, then watched
+		decryption[p.Name] = set
+	}
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
 	if err != nil {
 		inst.stopExcept(prev)
 		return nil, err
@@ -67,6 +85,9 @@ func sameKeys(prev *instance, p config.Provider) bool {
 
 // stopExcept stops this instance's sets that other does not share.
 func (inst *instance) stopExcept(other *instance) {
+	for _, stop := range inst.decryptStops {
+		stop()
+	}
 	for name, stop := range inst.stops {
 		if other != nil && other.sets[name] == inst.sets[name] {
 			continue

@@ -24,6 +24,18 @@ func (a *app) onFetch(provider string) func(keys.FetchEvent) {
 	}
 }
 
+// onDecryptionKeys logs reloads of a provider's JWE decryption key files, which are not
+// verification keys and so stay out of the key metrics.
+func (a *app) onDecryptionKeys(provider string) func(keys.FetchEvent) {
+	return func(ev keys.FetchEvent) {
+		if ev.Err != nil {
+			a.log.Warn("decryption keys not reloaded", "provider", provider, "source", ev.Source, "err", ev.Err)
+			return
+		}
+		a.log.Debug("decryption keys loaded", "provider", provider, "source", ev.Source, "keys", ev.Keys)
+	}
+}
+
 // redact hides a password in a jwks_uri (https://user:secret@idp/...) before it is logged.
 // File paths and URLs without one come back unchanged.
 func redact(source string) string {
