@@ -343,7 +343,8 @@ $2
 EOF
 }
 
-# ext_authz_filter CLUSTER: the README's Envoy snippet.
+# ext_authz_filter CLUSTER [OPTION]: the README's Envoy snippet, plus one more filter option
+# (a YAML line such as "encode_raw_headers: true").
 ext_authz_filter() {
 	cat <<EOF
           - name: envoy.filters.http.ext_authz
@@ -356,6 +357,7 @@ ext_authz_filter() {
               failure_mode_allow: false
               status_on_error: {code: ServiceUnavailable}
               validate_mutations: true
+${2:+              $2}
 EOF
 }
 
@@ -429,6 +431,7 @@ $(listener ext_authz "$(ext_authz_filter jwt_authz)")
 $(listener ext_authz_floor "$(ext_authz_filter floor)")
 $(listener ext_authz_split "$(ext_authz_filter jwt_authz_split)")
 $(listener ext_authz_uds "$(ext_authz_filter jwt_authz_uds)")
+$(listener ext_authz_raw "$(ext_authz_filter jwt_authz "encode_raw_headers: true")")
   clusters:
 $(grpc_cluster jwt_authz "$1")
 $(grpc_cluster floor "$2")
@@ -448,7 +451,7 @@ for l in json.load(sys.stdin)["listener_statuses"]:
 
 phase_envoy() {
 	log "3/5 Envoy: none, jwt_authn, ext_authz -> jwt-authz"
-	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu token l code round rate
+	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu extr token l code round rate
 	start_authz "$W/authz-cache.yaml"
 	authz_pid=$AUTHZ_PID authz=$AUTHZ_GRPC
 	start_floor noop
@@ -480,14 +483,15 @@ phase_envoy() {
 	extf=127.0.0.1:$(listener_port "$admin" ext_authz_floor)
 	exts=127.0.0.1:$(listener_port "$admin" ext_authz_split)
 	extu=127.0.0.1:$(listener_port "$admin" ext_authz_uds)
+	extr=127.0.0.1:$(listener_port "$admin" ext_authz_raw)
 
 	# The filters must really be in the way: no token -> 401, a token -> 200.
 	token=$(head -1 "$W/rs256.tokens")
-	for l in "$jwtn" "$extz" "$extu"; do
+	for l in "$jwtn" "$extz" "$extu" "$extr"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' "http://$l/api/orders")
 		[[ $code == 401 ]] || { log "sanity: $l without a token answered $code, want 401"; return 1; }
 	done
-	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu"; do
+	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu" "$extr"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" "http://$l/api/orders")
 		[[ $code == 200 ]] || { log "sanity: $l with a token answered $code, want 200"; return 1; }
 	done
@@ -499,6 +503,7 @@ phase_envoy() {
 			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
 			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"
 			http_load ext_authz-uds "$round" "$extu" "$envoy_pid,$uds_pid" -rate "$rate"
+			http_load ext_authz-raw "$round" "$extr" "$envoy_pid,$authz_pid" -rate "$rate"
 			http_load ext_authz-floor "$round" "$extf" "$envoy_pid,$floor_pid" -rate "$rate"
 			http_load jwt_authn-distinct "$round" "$jwtn" "$envoy_pid" -distinct -rate "$rate"
 			http_load ext_authz-distinct "$round" "$extz" "$envoy_pid,$authz_pid" -distinct -rate "$rate"

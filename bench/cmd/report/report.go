@@ -14,7 +14,7 @@ import (
 // report calls them.
 var (
 	grpcRuns  = []string{"floor-noop", "authz-cached", "authz-default", "floor-rs256", "authz-nocache", "authz-distinct"}
-	envoyRuns = []string{"none", "jwt_authn", "ext_authz", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "ext_authz-distinct", "ext_authz-split"}
+	envoyRuns = []string{"none", "jwt_authn", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "ext_authz-distinct", "ext_authz-split"}
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
@@ -27,6 +27,7 @@ var (
 		"jwt_authn":          "Envoy + jwt_authn, one token",
 		"ext_authz":          "Envoy + ext_authz → jwt-authz, one token",
 		"ext_authz-uds":      "Envoy + ext_authz → jwt-authz over a unix socket, one token",
+		"ext_authz-raw":      "Envoy + ext_authz (encode_raw_headers: true) → jwt-authz, one token",
 		"ext_authz-floor":    "Envoy + ext_authz → floor no-op server",
 		"ext_authz-split":    "Envoy + ext_authz → jwt-authz on the other core, one token",
 		"jwt_authn-distinct": "Envoy + jwt_authn, distinct tokens (all misses)",
