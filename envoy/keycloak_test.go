@@ -1,9 +1,7 @@
 package envoy
 
 import (
-	"encoding/json"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -26,12 +24,8 @@ func TestKeycloakThroughEnvoy(t *testing.T) {
 			t.Logf("--- keycloak (last output) ---\n%s", kc.Log())
 		}
 	}()
-	raw, err := os.ReadFile("../idp/testdata/keycloak-realm.json")
+	realm, err := idp.LoadRealm("../idp/testdata/keycloak-realm.json", "shop")
 	if err != nil {
-		t.Fatal(err)
-	}
-	var realm map[string]any
-	if err := json.Unmarshal(raw, &realm); err != nil {
 		t.Fatal(err)
 	}
 	if err := kc.CreateRealm(realm); err != nil {

@@ -86,6 +86,21 @@ func (k *Keycloak) Log() string { return k.proc.out.tail() }
 // Issuer is the iss of realm's tokens, also its OIDC discovery base.
 func (k *Keycloak) Issuer(realm string) string { return k.URL + "/realms/" + realm }
 
+// LoadRealm reads a realm representation (a realm export, JSON) from file and names it
+// name, as realm and as id, for CreateRealm after any changes a test makes.
+func LoadRealm(file, name string) (map[string]any, error) {
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return nil, err
+	}
+	var realm map[string]any
+	if err := json.Unmarshal(raw, &realm); err != nil {
+		return nil, fmt.Errorf("idp: %s: %w", file, err)
+	}
+	realm["realm"], realm["id"] = name, name
+	return realm, nil
+}
+
 // CreateRealm imports a realm representation (the JSON of Keycloak's admin API and its
 // realm export: clients, roles, users, service-account users).
 func (k *Keycloak) CreateRealm(realm any) error {

@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -28,15 +27,10 @@ var signingAlgorithms = []struct {
 // of signingAlgorithms (alg-ps256, ...) and the key providers they need.
 func createRealm(t *testing.T, kc *idp.Keycloak, name string) {
 	t.Helper()
-	raw, err := os.ReadFile("testdata/keycloak-realm.json")
+	realm, err := idp.LoadRealm("testdata/keycloak-realm.json", name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var realm map[string]any
-	if err := json.Unmarshal(raw, &realm); err != nil {
-		t.Fatal(err)
-	}
-	realm["realm"], realm["id"] = name, name
 	clients := realm["clients"].([]any)
 	for _, a := range signingAlgorithms {
 		clients = append(clients, map[string]any{

@@ -125,8 +125,7 @@ func startAuthz(t *testing.T, config string) *authz {
 	}
 	a := &authz{httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), out: &bytes.Buffer{}}
 	cmd := exec.Command(authzBin, "-config", file)
-	var mu sync.Mutex
-	cmd.Stdout, cmd.Stderr = lockedWriter{&mu, a.out}, lockedWriter{&mu, a.out}
+	cmd.Stdout, cmd.Stderr = a.out, a.out // one writer: exec serialises its writes
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -136,9 +135,7 @@ func startAuthz(t *testing.T, config string) *authz {
 		cmd.Process.Kill()
 		<-done
 		if t.Failed() {
-			mu.Lock()
-			t.Logf("--- jwt-authz ---\n%s", a.out)
-			mu.Unlock()
+			t.Logf("--- jwt-authz ---\n%s", a.out) // read once the process has exited
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
@@ -272,15 +269,4 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *bytes.Buffer
-}
-
-func (l lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
