@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -114,7 +115,7 @@ func (o *Outcome) Remove() []string {
 	}
 	id := o.o.token
 	if id == nil {
-		return o.p.injectable
+		return slices.Clone(o.p.injectable)
 	}
 	var remove []string // the credential first, in the order the gRPC face sends them
 	if !id.provider.forwardToken {
@@ -128,10 +129,6 @@ func (o *Outcome) Remove() []string {
 	remove = append(remove, o.p.removeExcept(id.provider.headersIn(id.setMask))...)
 	return remove
 }
-
-// Injectable names every header the server can set upstream under this Policy: a face
-// whose proxy copies headers from the answer must strip the client's copies of these.
-func (p *Policy) Injectable() []string { return p.injectable }
 
 // Denial is the HTTP answer to a denial: its status is Decision.HTTPStatus, headers
 // (content type, cache-control and, for a credential problem, the RFC 6750 challenge) and
