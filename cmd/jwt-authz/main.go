@@ -7,6 +7,9 @@
 //	jwt-authz -version               print version, commit and Go version
 //	jwt-authz -healthcheck URL       GET URL, exit 0 on 200 (container health checks)
 //	jwt-authz -test FILE...          run policy test files (docs/policy-tests.md)
+//	jwt-authz -config FILE -explain -path /x [-method M] [-host H] [-header "N: v"]...
+//	          [-token FILE|-] [-fetch-keys] [-now RFC3339]
+//	                                 print how the policy decides that request, step by step
 package main
 
 import (
@@ -48,6 +51,11 @@ func main() {
 var errQuietExit = errors.New("exit 1")
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, os.Stdin, stdout, stderr)
+}
+
+// runIO is run with its standard input: -explain -token - reads the token there.
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("jwt-authz", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "path to the YAML config file")
@@ -55,6 +63,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	healthURL := fs.String("healthcheck", "", "GET this URL and exit 0 on 200 (for container health checks)")
 	policyTests := fs.Bool("test", false, "run the policy test files named as arguments and exit (docs/policy-tests.md)")
+	doExplain := fs.Bool("explain", false, "print how the config decides the request given by -method, -host, -path, -header and -token, and exit")
+	var er explainRequest
+	fs.StringVar(&er.method, "method", "GET", "with -explain: the request method")
+	fs.StringVar(&er.host, "host", "api.example.com", "with -explain: the request host")
+	fs.StringVar(&er.path, "path", "/", "with -explain: the request path, with its query")
+	fs.Var(&er.headers, "header", `with -explain: a request header "Name: value" (repeatable)`)
+	fs.StringVar(&er.tokenFile, "token", "", "with -explain: a file holding the bearer token, or - for stdin")
+	fs.BoolVar(&er.fetchKeys, "fetch-keys", false, "with -explain: fetch remote keys (jwks_uri, discovery); by default only key files are read")
+	fs.StringVar(&er.now, "now", "", "with -explain: the time of the check (RFC 3339; default now)")
 	if err := fs.Parse(args); err != nil {
 		return errQuietExit
 	}
@@ -78,6 +95,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return errQuietExit
 		}
 		return err
+	}
+	if *doExplain {
+		return explain(ctx, cfg, er, stdin, stdout)
 	}
 	if *check {
 		fmt.Fprintf(stdout, "%s: ok (%s, %s)\n", *configPath, plural(len(cfg.Providers), "provider"), plural(len(cfg.Rules), "rule"))

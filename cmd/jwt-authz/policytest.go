@@ -25,7 +25,6 @@ import (
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/extauthz"
-	"github.com/jwt-authz/jwt-authz/keys"
 )
 
 // A policy test file (docs/policy-tests.md) names a config and holds cases: a request, an
@@ -137,11 +136,11 @@ func runTestFile(ctx context.Context, path string, out io.Writer) (passed, faile
 			sources[p.Name] = s
 			continue
 		}
-		set, err := keys.NewSet(p.Issuer, p.Keys, cfg.Path, keys.Options{}) // files load now; nothing is fetched
+		ks, _, err := fileKeys(cfg, p) // files load now; nothing is fetched
 		if err != nil {
-			return 0, 0, fmt.Errorf("providers %q: %w", p.Name, err)
+			return 0, 0, err
 		}
-		sources[p.Name] = set
+		sources[p.Name] = ks
 	}
 	policy, err := extauthz.NewPolicy(cfg, sources)
 	if err != nil {
