@@ -456,3 +456,28 @@ func TestUnknownKeySuggestions(t *testing.T) {
 		})
 	}
 }
+
+// FuzzOrigin: an origin Origin accepts is canonical (Origin of it is itself), has no path,
+// query, fragment, user or wildcard, and is what a browser's Origin header could be.
+func FuzzOrigin(f *testing.F) {
+	for _, s := range []string{"https://app.example.com", "HTTP://Localhost:80", "http://[::1]:8001", "https://a.example/",
+		"null", "https://*.example.com", "https://u:p@a.example", "https://a.example:443", "http://a.example:", "https://a.example?#"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		o, err := Origin(s)
+		if err != nil {
+			return
+		}
+		if again, err := Origin(o); err != nil || again != o {
+			t.Fatalf("Origin(%q) = %q, but Origin(%q) = %q, %v", s, o, o, again, err)
+		}
+		rest, ok := strings.CutPrefix(o, "https://")
+		if !ok {
+			rest, ok = strings.CutPrefix(o, "http://")
+		}
+		if !ok || rest == "" || strings.ContainsAny(rest, "/?#@* ") || strings.ToLower(o) != o {
+			t.Fatalf("Origin(%q) = %q: not a lower-case scheme://host[:port]", s, o)
+		}
+	})
+}
