@@ -56,6 +56,9 @@ type Config struct {
 	// Tracing turns on OpenTelemetry traces (tracing.go).
 	Tracing Tracing `yaml:"tracing"`
 
+	// DPoP is what every provider's DPoP checks share: server nonces and the replay store.
+	DPoP DPoPServer `yaml:"dpop"`
+
 	Providers []Provider `yaml:"providers"`
 	Rules     []Rule     `yaml:"rules"`
 	// DefaultAction applies when no rule matches: deny (default, 403) or allow.
@@ -168,6 +171,9 @@ type Provider struct {
 	// Encryption accepts nested JWTs (a JWS inside a JWE) encrypted to these keys; off when
 	// nil.
 	Encryption *Encryption `yaml:"encryption"`
+	// DPoP accepts (or, with required, demands) DPoP-bound tokens (RFC 9449). A token that
+	// carries cnf.jkt is held to its proof even when this is nil.
+	DPoP *DPoP `yaml:"dpop"`
 }
 
 // Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,

@@ -39,6 +39,10 @@ type ResourceMetadata struct {
 	// TLSClientCertificateBoundAccessTokens is derived, not written: true when the
 	// provider's certificate_binding is required (RFC 9728 §2, RFC 8705).
 	TLSClientCertificateBoundAccessTokens bool `yaml:"-" json:"tls_client_certificate_bound_access_tokens,omitempty"`
+	// DPoPSigningAlgValuesSupported and DPoPBoundAccessTokensRequired are derived from the
+	// provider's dpop (RFC 9728 §2).
+	DPoPSigningAlgValuesSupported []string `yaml:"-" json:"dpop_signing_alg_values_supported,omitempty"`
+	DPoPBoundAccessTokensRequired bool     `yaml:"-" json:"dpop_bound_access_tokens_required,omitempty"`
 }
 
 // MetadataURL forms the well-known metadata URL of a resource identifier (RFC 9728 §3.1):
@@ -62,6 +66,10 @@ func (m *ResourceMetadata) setDefaults(p *Provider) {
 		m.AuthorizationServers = []string{p.Issuer}
 	}
 	m.TLSClientCertificateBoundAccessTokens = p.CertificateBinding != nil && p.CertificateBinding.Required
+	if p.DPoP != nil {
+		m.DPoPSigningAlgValuesSupported = p.DPoP.Algorithms
+		m.DPoPBoundAccessTokensRequired = p.DPoP.Required
+	}
 	if len(m.BearerMethodsSupported) == 0 {
 		for _, s := range p.TokenSources {
 			switch {

@@ -82,6 +82,7 @@ func (c *Config) setDefaults() {
 	if c.Cache.MaxEntries == 0 {
 		c.Cache.MaxEntries = DefaultCacheEntries
 	}
+	c.DPoP.setDefaults()
 	if c.Cache.MaxBytes == 0 {
 		c.Cache.MaxBytes = DefaultCacheBytes
 	}
@@ -121,6 +122,16 @@ func (c *Config) setDefaults() {
 			b.Header = strings.ToLower(b.Header)
 			if b.HeaderFormat == "" {
 				b.HeaderFormat = "xfcc"
+			}
+		}
+		if p.DPoP != nil {
+			p.DPoP.setDefaults()
+			// RFC 9449 §7.1: DPoP-bound tokens come in "Authorization: DPoP".
+			authz := func(prefix string) func(TokenSource) bool {
+				return func(s TokenSource) bool { return s.Header == "authorization" && strings.EqualFold(s.Prefix, prefix) }
+			}
+			if slices.ContainsFunc(p.TokenSources, authz("Bearer")) && !slices.ContainsFunc(p.TokenSources, authz("DPoP")) {
+				p.TokenSources = append(p.TokenSources, TokenSource{Header: "authorization", Prefix: "DPoP"})
 			}
 		}
 		if p.ResourceMetadata != nil {
@@ -347,9 +358,13 @@ func (c *Config) validate() error {
 		if e := p.Encryption; e != nil {
 			errs = append(errs, e.validate(at+".encryption")...)
 		}
+		if d := p.DPoP; d != nil {
+			errs = append(errs, d.validate(at+".dpop")...)
+		}
 	}
 
 	errs = append(errs, c.validateServedMetadata()...)
+	errs = append(errs, c.DPoP.validate("dpop")...)
 
 	for i, r := range c.Rules {
 		at := fmt.Sprintf("rules[%d]", i)

@@ -37,6 +37,7 @@ const (
 type confirmation struct {
 	x5t    [sha256.Size]byte // cnf.x5t#S256: SHA-256 of the bound certificate's DER (RFC 8705 §3.1)
 	hasX5t bool
+	jkt    string // cnf.jkt: the RFC 7638 thumbprint of the DPoP key (RFC 9449 §6.1)
 }
 
 // certBinding is a compiled config.CertificateBinding.
@@ -72,7 +73,14 @@ func confirmationOf(claims map[string]any) (*confirmation, error) {
 		}
 		c.x5t, c.hasX5t = [sha256.Size]byte(b), true
 	}
-	if !c.hasX5t {
+	if v, ok := cnf["jkt"]; ok {
+		s, _ := v.(string)
+		if b, err := strictB64.DecodeString(s); err != nil || len(b) != sha256.Size || !isBase64URL(s) {
+			return nil, fmt.Errorf("%w: cnf.jkt is not a base64url SHA-256 thumbprint", errClaims)
+		}
+		c.jkt = s
+	}
+	if !c.hasX5t && c.jkt == "" {
 		return nil, nil
 	}
 	return c, nil

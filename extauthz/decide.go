@@ -50,8 +50,14 @@ type denial struct {
 	realm      string
 	// resourceMetadata is the RFC 9728 §5.1 resource_metadata parameter of the challenge.
 	resourceMetadata string
-	challenge        bool   // send WWW-Authenticate
-	rule             string // the rule whose CEL condition refused, named in the body
+	// dpopAlgs, when set, adds a DPoP challenge with these algs (RFC 9449 §7.1); with
+	// dpopOnly it is the only challenge and carries the error. nonce is a DPoP-Nonce to
+	// send (such a denial is not cached: the nonce changes).
+	dpopAlgs  string
+	dpopOnly  bool
+	nonce     string
+	challenge bool   // send WWW-Authenticate
+	rule      string // the rule whose CEL condition refused, named in the body
 }
 
 // outcome is an allow or a denial plus what the log needs.
@@ -277,11 +283,10 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 			return p.requireCEL(outcome{allow: true, reason: ReasonAnonymous, rule: ru}, r, nil, now)
 		}
 		// RFC 6750 §3.1: no error code when the request carried no credentials.
-		return outcome{reason: ReasonMissingToken, rule: ru, denial: denial{
-			reason: ReasonMissingToken, httpStatus: http.StatusUnauthorized, challenge: true,
-			realm: challenger.realm, resourceMetadata: challenger.resourceMetadata,
-			desc: "a bearer token is required",
-		}}
+		d := denial{reason: ReasonMissingToken, httpStatus: http.StatusUnauthorized, challenge: true,
+			desc: "a bearer token is required"}
+		challenger.challengeBy(&d)
+		return outcome{reason: ReasonMissingToken, rule: ru, denial: d}
 	}
 	if !csrfAllowed(r, src) {
 		// Before verification: a forged request costs no signature check, and its answer
@@ -306,6 +311,11 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 			return tokenDenied(ru, pr, pt, pr, err)
 		}
 	}
+	if pr.dpop != nil || (id.cnf != nil && id.cnf.jkt != "") { // RFC 9449
+		if nonce, err := p.checkDPoP(ctx, r, pr, id, src, raw, now); err != nil {
+			return dpopDenied(ru, pr, pt, err, nonce)
+		}
+	}
 	o := outcome{rule: ru, provider: pr, parsed: pt, token: id, source: src, cacheHit: hit}
 	if len(ru.audiences) > 0 && !audienceAllowed(id, ru.audiences) {
 		// Like the provider's own audience check: this token is not meant for this resource.
@@ -318,8 +328,9 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 		o.denial = denial{
 			reason: ReasonScope, httpStatus: http.StatusForbidden, code: "insufficient_scope",
 			desc: "the token lacks a required scope", scope: strings.Join(ru.scopes, " "),
-			realm: pr.realm, resourceMetadata: pr.resourceMetadata, challenge: true,
+			challenge: true,
 		}
+		pr.challengeBy(&o.denial)
 		return o
 	}
 	if len(ru.spiffeIDs) > 0 && !principalMatches(ru.spiffeIDs, id.sub) {
@@ -439,9 +450,18 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 func tokenDenied(ru *rule, pr *provider, pt *parsedToken, challenger *provider, err error) outcome {
 	d := denialFor(err)
 	// A 503 (keys unavailable) is our outage, not a problem with the credential: no challenge.
-	d.realm, d.resourceMetadata = challenger.realm, challenger.resourceMetadata
+	challenger.challengeBy(&d)
 	d.challenge = d.httpStatus != http.StatusServiceUnavailable
 	return outcome{reason: d.reason, rule: ru, provider: pr, parsed: pt, denial: d}
+}
+
+// challengeBy fills in what pr's challenges say: its realm, RFC 9728 resource metadata,
+// and a DPoP challenge when it takes DPoP (the only one when it requires DPoP).
+func (pr *provider) challengeBy(d *denial) {
+	d.realm, d.resourceMetadata = pr.realm, pr.resourceMetadata
+	if pr.dpop != nil {
+		d.dpopAlgs, d.dpopOnly = pr.dpop.algsText, pr.dpop.required
+	}
 }
 
 func forbidden(reason Reason, desc string) denial {

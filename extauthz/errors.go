@@ -123,6 +123,8 @@ var Reasons = []Reason{
 	ReasonKeysUnavailable, ReasonInternal, ReasonBadRequest, ReasonUntrustedProxy,
 	ReasonNotBound, ReasonCertificateMissing, ReasonCertificateMismatch,
 	ReasonUnknownDecryptionKey, ReasonDecryption, ReasonEncryptionRequired, ReasonEncryptedForOther,
+	ReasonDPoPProofMissing, ReasonDPoPProof, ReasonDPoPMismatch, ReasonDPoPStale, ReasonDPoPReplay,
+	ReasonDPoPNonce, ReasonDPoPKey, ReasonDPoPAsBearer, ReasonDPoPRequired, ReasonReplayUnavailable,
 }
 
 // tokenErrors maps each token error to its reason and the RFC 6750 description sent back.
@@ -161,6 +163,16 @@ var tokenErrors = []struct {
 	{errDecryption, ReasonDecryption, "the token does not decrypt"},
 	{errEncryptionRequired, ReasonEncryptionRequired, "the token must be encrypted"},
 	{errEncryptedForOther, ReasonEncryptedForOther, "the token is encrypted to another issuer's key"},
+	{errDPoPProofMissing, ReasonDPoPProofMissing, "a DPoP proof is required"},
+	{errDPoPProof, ReasonDPoPProof, "the DPoP proof is invalid"},
+	{errDPoPMismatch, ReasonDPoPMismatch, "the DPoP proof is for another request or token"},
+	{errDPoPStale, ReasonDPoPStale, "the DPoP proof is too old or from the future"},
+	{errDPoPReplay, ReasonDPoPReplay, "the DPoP proof was already used"},
+	{errDPoPNonce, ReasonDPoPNonce, "the DPoP proof must carry the server nonce"},
+	{errDPoPKey, ReasonDPoPKey, "the DPoP proof key is not the one the token is bound to"},
+	{errDPoPAsBearer, ReasonDPoPAsBearer, "a DPoP-bound token must be sent with the DPoP scheme"},
+	{errDPoPRequired, ReasonDPoPRequired, "a DPoP-bound token is required"},
+	{errReplayUnavailable, ReasonReplayUnavailable, "DPoP replay checks are temporarily unavailable"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
 }
 

@@ -48,6 +48,8 @@ type PolicyOption func(*policyOptions)
 
 type policyOptions struct {
 	decryptionKeys map[string]KeySource
+	replayStore    ReplayStore
+	nonceSecrets   [][]byte
 }
 
 // WithDecryptionKeys gives the JWE decryption keys of each provider that configures

@@ -20,9 +20,14 @@ type Policy struct {
 	// decrypters are the providers with encryption, in config order; none: a token of
 	// five segments is malformed like any other non-JWS.
 	decrypters []*provider
-	providers  []*provider
-	byIssuer   map[string]*provider // issuers and their aliases
-	templates  []*provider          // providers whose issuer is a template
+	// nonces, replayStore and seenProofs serve DPoP: server nonces (nil: off), the shared
+	// jti store (nil: seenProofs, this replica's memory).
+	nonces      *nonces
+	replayStore ReplayStore
+	seenProofs  seenProofs
+	providers   []*provider
+	byIssuer    map[string]*provider // issuers and their aliases
+	templates   []*provider          // providers whose issuer is a template
 	// byTrustDomain holds the SPIFFE providers, for JWT-SVIDs without iss.
 	byTrustDomain map[string]*provider
 	rules         []*rule
@@ -57,7 +62,10 @@ type provider struct {
 	// certificate, and unbound tokens are fine.
 	certBinding *certBinding
 	// encryption accepts nested JWTs; nil when the provider takes only plain JWS.
-	encryption        *encryption
+	encryption *encryption
+	// dpop is the provider's DPoP settings; nil: bearer tokens, and DPoP-bound ones held
+	// to RFC 9449 with default settings.
+	dpop              *dpopSettings
 	audiences         []string
 	algorithms        map[string]jose.SignatureAlgorithm
 	types             []string
@@ -125,6 +133,13 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOpti
 	if p.maxTokenBytes <= 0 {
 		p.maxTokenBytes = config.DefaultMaxTokenBytes
 	}
+	p.replayStore = o.replayStore
+	if n := cfg.DPoP.Nonce; n != nil {
+		if len(o.nonceSecrets) == 0 {
+			return nil, fmt.Errorf("extauthz: dpop.nonce is configured without its secret")
+		}
+		p.nonces = &nonces{secrets: o.nonceSecrets, lifetime: n.Lifetime.D()}
+	}
 	byName := make(map[string]*provider)
 	for _, pc := range cfg.Providers {
 		ks, ok := keys[pc.Name]
@@ -152,6 +167,9 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOpti
 			pr.resourceMetadata = pc.ResourceMetadata.URL
 		}
 		pr.certBinding = newCertBinding(pc.CertificateBinding)
+		if pc.DPoP != nil {
+			pr.dpop = newDPoPSettings(pc.DPoP)
+		}
 		if pc.Encryption != nil {
 			dk := o.decryptionKeys[pc.Name]
 			if dk == nil {

@@ -24,6 +24,9 @@ type request struct {
 	path      string // without the query, as sent
 	matchPath string // path normalised for rule matching
 	query     string // raw query, without '?'
+	// authority is the host as sent, with its port; scheme is HttpRequest.scheme. DPoP's
+	// htu check (RFC 9449 §4.3) reads them.
+	authority, scheme string
 
 	// headers in arrival order. In the headers encoding (raw false) they are map entries:
 	// lower-case names, Envoy has joined repeats with ",", and a repeated name means the
@@ -129,6 +132,7 @@ func (r *request) finish() {
 	// A fully qualified "api.example.com." names the same host as "api.example.com" (and
 	// upstreams such as nginx treat it so); without the trim it would skip host rules.
 	r.host = strings.TrimSuffix(hostWithoutPort(strings.ToLower(host)), ".")
+	r.authority = host
 	p := r.wirePath
 	if p == "" {
 		p, _ = r.header(":path")
@@ -174,6 +178,7 @@ const (
 	fieldHTTPHeaders      = 3  // HttpRequest.headers
 	fieldHTTPPath         = 4  // HttpRequest.path
 	fieldHTTPHost         = 5  // HttpRequest.host
+	fieldHTTPScheme       = 6  // HttpRequest.scheme
 	fieldHTTPQuery        = 7  // HttpRequest.query
 	fieldHTTPHeaderMap    = 13 // HttpRequest.header_map
 	fieldHeaderMapHeaders = 1  // HeaderMap.headers
@@ -252,6 +257,8 @@ func (r *request) parseHTTP(b []byte) error {
 			return stringOf(v, &r.wirePath)
 		case fieldHTTPHost:
 			return stringOf(v, &r.wireHost)
+		case fieldHTTPScheme:
+			return stringOf(v, &r.scheme)
 		case fieldHTTPQuery:
 			return stringOf(v, &r.wireQuery)
 		case fieldHTTPHeaders:

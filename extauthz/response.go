@@ -132,6 +132,10 @@ var (
 // denial, whose fields come from closed sets (config and fixed texts), so each kind is
 // encoded once and then reused.
 func (p *Policy) appendDeny(b []byte, dn denial, o outcome, d Decision) []byte {
+	if dn.nonce != "" { // a DPoP-Nonce changes every window: encoded each time, never kept
+		b = append(b, buildDenial(dn)...)
+		return p.appendMetadata(b, o, d)
+	}
 	pd, ok := p.denials.Load(dn)
 	if !ok {
 		pd, _ = p.denials.LoadOrStore(dn, buildDenial(dn))
@@ -182,6 +186,9 @@ func denialHeaders(dn denial) []Header {
 	if dn.httpStatus == http.StatusServiceUnavailable {
 		h = append(h, Header{"retry-after", "5"})
 	}
+	if dn.nonce != "" {
+		h = append(h, Header{"dpop-nonce", dn.nonce})
+	}
 	return h
 }
 
@@ -200,10 +207,16 @@ func denialBody(dn denial) []byte {
 	return body
 }
 
-// challenge formats WWW-Authenticate per RFC 6750 §3.
+// challenge formats WWW-Authenticate per RFC 6750 §3, and RFC 9449 §7.1 for DPoP: a
+// provider that takes DPoP adds a DPoP challenge with its algs; one that requires it, or a
+// DPoP failure, gets the DPoP challenge alone, carrying the error.
 func challenge(dn denial) string {
 	var b strings.Builder
-	b.WriteString(`Bearer realm="`)
+	scheme := "Bearer"
+	if dn.dpopOnly {
+		scheme = "DPoP"
+	}
+	b.WriteString(scheme + ` realm="`)
 	b.WriteString(quoteSafe(dn.realm))
 	b.WriteByte('"')
 	if dn.code != "" {
@@ -217,6 +230,12 @@ func challenge(dn denial) string {
 	}
 	if dn.resourceMetadata != "" {
 		b.WriteString(`, resource_metadata="` + quoteSafe(dn.resourceMetadata) + `"`)
+	}
+	switch {
+	case dn.dpopOnly:
+		b.WriteString(`, algs="` + dn.dpopAlgs + `"`)
+	case dn.dpopAlgs != "":
+		b.WriteString(`, DPoP realm="` + quoteSafe(dn.realm) + `", algs="` + dn.dpopAlgs + `"`)
 	}
 	return b.String()
 }

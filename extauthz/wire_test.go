@@ -183,6 +183,7 @@ func TestWireFieldNumbers(t *testing.T) {
 		{&authv3.AttributeContext_HttpRequest{}, "headers", fieldHTTPHeaders},
 		{&authv3.AttributeContext_HttpRequest{}, "path", fieldHTTPPath},
 		{&authv3.AttributeContext_HttpRequest{}, "host", fieldHTTPHost},
+		{&authv3.AttributeContext_HttpRequest{}, "scheme", fieldHTTPScheme},
 		{&authv3.AttributeContext_HttpRequest{}, "query", fieldHTTPQuery},
 		{&authv3.AttributeContext_HttpRequest{}, "header_map", fieldHTTPHeaderMap},
 		{&corev3.HeaderMap{}, "headers", fieldHeaderMapHeaders},

@@ -22,6 +22,8 @@ type instance struct {
 	// decryptStops cancels the watch of each JWE decryption key set; these sets are local
 	// files, rebuilt on every reload, never shared with another instance.
 	decryptStops []context.CancelFunc
+	// closeStore closes the DPoP replay store's connections; nil without one.
+	closeStore func()
 }
 
 // build loads the key sets of cfg and compiles its policy. Sets of providers whose issuer and
@@ -64,7 +66,14 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 		_ = set.Start(sctx) // files only: loaded by NewDecryptionSet, then watched
 		decryption[p.Name] = set
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
+	opts := []extauthz.PolicyOption{extauthz.WithDecryptionKeys(decryption)}
+	dpopOpts, closeStore, err := dpopOptions(cfg)
+	if err != nil {
+		inst.stopExcept(prev)
+		return nil, err
+	}
+	inst.closeStore = closeStore
+	policy, err := extauthz.NewPolicy(cfg, sources, append(opts, dpopOpts...)...)
 	if err != nil {
 		inst.stopExcept(prev)
 		return nil, err
@@ -87,6 +96,9 @@ func sameKeys(prev *instance, p config.Provider) bool {
 func (inst *instance) stopExcept(other *instance) {
 	for _, stop := range inst.decryptStops {
 		stop()
+	}
+	if inst.closeStore != nil {
+		inst.closeStore()
 	}
 	for name, stop := range inst.stops {
 		if other != nil && other.sets[name] == inst.sets[name] {
