@@ -26,10 +26,11 @@ const (
 	FrontEnvoyHTTP   Front = "envoy_http"   // Envoy ext_authz http_service
 	FrontAuthRequest Front = "auth_request" // nginx auth_request: X-Original-Method/-URI
 	FrontForwardAuth Front = "forward_auth" // Traefik forwardAuth, Caddy forward_auth: X-Forwarded-*
+	FrontModule      Front = "envoy_module" // the in-process Envoy dynamic module (envoy/module)
 )
 
 // Fronts lists every Front, for metrics that pre-declare their label values.
-var Fronts = []Front{FrontGRPC, FrontEnvoyHTTP, FrontAuthRequest, FrontForwardAuth}
+var Fronts = []Front{FrontGRPC, FrontEnvoyHTTP, FrontAuthRequest, FrontForwardAuth, FrontModule}
 
 // Header is one HTTP header field.
 type Header struct{ Name, Value string }
@@ -187,6 +188,15 @@ func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Ou
 	out.Front = front
 	s.record(ctx, out.Decision, time.Since(start))
 	return out
+}
+
+// Record logs and observes an outcome a face obtained from Policy.Decide itself, as Decide
+// would have. The in-process module decides on Envoy's worker thread with a context that
+// must not wait for a key fetch; when a fetch is needed it drops that attempt unrecorded
+// and decides again off the thread with Decide, so each request is recorded once.
+func (s *Server) Record(ctx context.Context, front Front, out *Outcome, elapsed time.Duration) {
+	out.Front = front
+	s.record(ctx, out.Decision, elapsed)
 }
 
 // record observes and logs one decision, and ends its span.
