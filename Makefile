@@ -7,6 +7,8 @@
 # make build  the three binaries into ./bin, stamped with the version and commit.
 # make screenshots  reruns TestBrowser (headless Chromium) and saves its screenshots of the
 #             demo page into docs/browser.
+# make module the in-process Envoy dynamic module, bin/libjwt_authz.so (docs/in-process.md):
+#             Envoy 1.40 loads it from $ENVOY_DYNAMIC_MODULES_SEARCH_PATH. Needs cgo (gcc).
 # make bench  benchmarks (bench/run.sh, about 10 min; QUICK=1 for a smoke run): rewrites
 #             docs/benchmarks.md and docs/benchmarks/*.png.
 
@@ -19,7 +21,7 @@ GOTESTFLAGS ?=
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 
-.PHONY: test vet build demo envoy bench screenshots
+.PHONY: test vet build module demo envoy bench screenshots
 test:
 	@envoy_bin="$$(envoy/install-envoy.sh)"; \
 	echo "ENVOY_BIN=$$envoy_bin"; \
@@ -32,6 +34,9 @@ vet:
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION) -X main.commit=$(COMMIT)" \
 		-o bin/ ./cmd/jwt-authz ./cmd/demo-issuer ./cmd/demo-upstream
+
+module:
+	CGO_ENABLED=1 $(GO) build -buildmode=c-shared -o bin/libjwt_authz.so ./envoy/module
 
 demo:
 	VERSION="$(VERSION)" COMMIT="$(COMMIT)" envoy/run-demo.sh

@@ -242,6 +242,7 @@ type stack struct {
 // stackOptions vary the demo for one test; the zero value runs it as shipped.
 type stackOptions struct {
 	rawHeaders  bool     // encode_raw_headers on the ext_authz filter (docs §1)
+	module      bool     // the in-process module (module_test.go) where ext_authz was
 	issuerAdmin bool     // demo-issuer serves POST /rotate on IssuerAdmin (see rotate)
 	issuerArgs  []string // more demo-issuer flags, such as -ttl
 	// editAuthz and editEnvoy change jwt-authz.yaml and envoy.yaml, parsed and rewritten for
@@ -342,6 +343,9 @@ func (s *stack) envoyConfig(t *testing.T, listener, admin int, edit func(*testin
 	out, err := loopbackEnvoyConfig(src, p, s.opts.rawHeaders)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if s.opts.module {
+		out = edited(t, out, p, useModule(s.authzFile))
 	}
 	return edited(t, out, p, edit)
 }

@@ -1,0 +1,328 @@
+package main
+
+// The C side of the module: hand-written declarations of the parts of Envoy's dynamic-module
+// ABI (source/extensions/dynamic_modules/abi/abi.h) that the filter uses, and the event
+// hooks Envoy resolves by name. Envoy cannot check a signature: a wrong declaration here
+// corrupts memory silently, so each one was checked against Envoy 1.40.0 (see
+// docs/in-process.md, "The ABI") and is exercised by the end-to-end tests in envoy/.
+//
+// Pointers are uintptr_t on both sides (void* in Envoy's header; the same register on
+// amd64 and arm64). Buffers are {pointer, length} pairs passed by value. Every hook goes
+// through guard (hooks.go): a Go panic must never unwind into Envoy.
+
+/*
+#cgo linux LDFLAGS: -Wl,--unresolved-symbols=ignore-all
+#cgo darwin LDFLAGS: -Wl,-undefined,dynamic_lookup
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+typedef struct { const char* ptr; size_t length; } envoy_buffer;  // owned by Envoy
+typedef struct { const char* ptr; size_t length; } module_buffer; // owned by the module
+typedef struct { const char* key_ptr; size_t key_length; const char* value_ptr; size_t value_length; } envoy_http_header;
+typedef struct { const char* key_ptr; size_t key_length; const char* value_ptr; size_t value_length; } module_http_header;
+
+// envoy_dynamic_module_type_http_header_type
+enum { header_type_request = 0 };
+
+size_t envoy_dynamic_module_callback_http_get_headers_size(uintptr_t filter, int header_type);
+bool envoy_dynamic_module_callback_http_get_headers(uintptr_t filter, int header_type, envoy_http_header* result);
+// A null value removes the header; otherwise every value is replaced by value.
+bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value);
+void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t status,
+    module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details);
+void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,
+    module_buffer ns, module_buffer key, module_buffer value);
+uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filter);
+void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
+void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler);
+void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter);
+*/
+import "C"
+
+import (
+	"fmt"
+	"os"
+	"runtime/cgo"
+	"unsafe"
+)
+
+// abiVersion is what envoy_dynamic_module_on_program_init returns: the ABI version
+// string Envoy 1.40.0 carries (strings(1) on its binary shows "v0.2.0" beside the
+// dynamic-module loader's messages).
+const abiVersion = "v0.2.0"
+
+var abiVersionC = C.CString(abiVersion) // lives as long as the process
+
+// Status values of the request-headers hook (FilterHeadersStatus in envoy/http/filter.h).
+const (
+	statusContinue      = 0
+	statusStopIteration = 1
+)
+
+// envoyBufferString copies an Envoy-owned buffer: Envoy frees it after the hook returns.
+func envoyBufferString(b C.envoy_buffer) string {
+	if b.ptr == nil || b.length == 0 {
+		return ""
+	}
+	return C.GoStringN(b.ptr, C.int(b.length))
+}
+
+// moduleBuffer points at s for the length of one callback; the caller keeps s alive.
+func moduleBuffer(s string) C.module_buffer {
+	return C.module_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(s))), length: C.size_t(len(s))}
+}
+
+// requestHeaders copies the request's headers, pseudo-headers included, in Envoy's order;
+// a repeated header stays separate entries.
+func requestHeaders(filter uintptr) [][2]string {
+	n := C.envoy_dynamic_module_callback_http_get_headers_size(C.uintptr_t(filter), C.header_type_request)
+	if n == 0 {
+		return nil
+	}
+	raw := make([]C.envoy_http_header, n)
+	if !C.envoy_dynamic_module_callback_http_get_headers(C.uintptr_t(filter), C.header_type_request, &raw[0]) {
+		return nil
+	}
+	hs := make([][2]string, n)
+	for i, h := range raw {
+		hs[i] = [2]string{C.GoStringN(h.key_ptr, C.int(h.key_length)), C.GoStringN(h.value_ptr, C.int(h.value_length))}
+	}
+	return hs
+}
+
+// setRequestHeader replaces every value of name with value.
+func setRequestHeader(filter uintptr, name, value string) {
+	C.envoy_dynamic_module_callback_http_set_header(C.uintptr_t(filter), C.header_type_request, moduleBuffer(name), moduleBuffer(value))
+}
+
+// removeRequestHeader removes every value of name (a null value buffer).
+func removeRequestHeader(filter uintptr, name string) {
+	C.envoy_dynamic_module_callback_http_set_header(C.uintptr_t(filter), C.header_type_request, moduleBuffer(name), C.module_buffer{})
+}
+
+// sendResponse answers the request locally; details shows in %RESPONSE_CODE_DETAILS%. The
+// header array points at strings, so it is built in C memory: cgo forbids handing C a Go
+// array of Go pointers.
+func sendResponse(filter uintptr, status int, headers [][2]string, body []byte, details string) {
+	size := 0
+	for _, h := range headers {
+		size += len(h[0]) + len(h[1])
+	}
+	var hp *C.module_http_header
+	if len(headers) > 0 {
+		hp = (*C.module_http_header)(C.calloc(C.size_t(len(headers)), C.size_t(unsafe.Sizeof(C.module_http_header{}))))
+		data := (*C.char)(C.malloc(C.size_t(size + 1)))
+		defer C.free(unsafe.Pointer(hp))
+		defer C.free(unsafe.Pointer(data))
+		hs, bytes := unsafe.Slice(hp, len(headers)), unsafe.Slice((*byte)(unsafe.Pointer(data)), size+1)
+		at := 0
+		for i, h := range headers {
+			hs[i].key_ptr, hs[i].key_length = (*C.char)(unsafe.Pointer(&bytes[at])), C.size_t(len(h[0]))
+			at += copy(bytes[at:], h[0])
+			hs[i].value_ptr, hs[i].value_length = (*C.char)(unsafe.Pointer(&bytes[at])), C.size_t(len(h[1]))
+			at += copy(bytes[at:], h[1])
+		}
+	}
+	b := C.module_buffer{length: C.size_t(len(body))}
+	if len(body) > 0 {
+		b.ptr = (*C.char)(unsafe.Pointer(&body[0]))
+	}
+	C.envoy_dynamic_module_callback_http_send_response(C.uintptr_t(filter), C.uint32_t(status), hp, C.size_t(len(headers)), b, moduleBuffer(details))
+}
+
+// setMetadata writes one string of the stream's dynamic metadata.
+func setMetadata(filter uintptr, ns, key, value string) {
+	C.envoy_dynamic_module_callback_http_set_dynamic_metadata_string(C.uintptr_t(filter), moduleBuffer(ns), moduleBuffer(key), moduleBuffer(value))
+}
+
+// newScheduler must be called on the stream's worker thread; the scheduler may be
+// committed from any thread and must be deleted exactly once.
+func newScheduler(filter uintptr) uintptr {
+	return uintptr(C.envoy_dynamic_module_callback_http_filter_scheduler_new(C.uintptr_t(filter)))
+}
+
+func commitScheduler(scheduler uintptr, event uint64) {
+	C.envoy_dynamic_module_callback_http_filter_scheduler_commit(C.uintptr_t(scheduler), C.uint64_t(event))
+}
+
+func deleteScheduler(scheduler uintptr) {
+	C.envoy_dynamic_module_callback_http_filter_scheduler_delete(C.uintptr_t(scheduler))
+}
+
+func continueDecoding(filter uintptr) {
+	C.envoy_dynamic_module_callback_http_filter_continue_decoding(C.uintptr_t(filter))
+}
+
+// The event hooks. Envoy 1.40 resolves every envoy_dynamic_module_on_http_filter_* hook by
+// name when it loads an HTTP filter and refuses the filter if one is missing, so the ones
+// this filter does not use are exported too and do nothing. The module's pointers that
+// Envoy keeps are cgo.Handle values, never Go pointers.
+
+//export envoy_dynamic_module_on_program_init
+func envoy_dynamic_module_on_program_init() *C.char { return abiVersionC }
+
+//export envoy_dynamic_module_on_http_filter_config_new
+func envoy_dynamic_module_on_http_filter_config_new(p0 C.uintptr_t, name C.envoy_buffer, config C.envoy_buffer) (ptr C.uintptr_t) {
+	defer recoverPanic("config_new")
+	m, err := newModule(envoyBufferString(config))
+	if err != nil {
+		// Envoy refuses a filter config the module returns no pointer for: at startup it
+		// exits, on a listener update it keeps the config it has.
+		fmt.Fprintf(os.Stderr, "jwt-authz module: filter %q: %v\n", envoyBufferString(name), err)
+		return 0
+	}
+	return C.uintptr_t(cgo.NewHandle(m))
+}
+
+//export envoy_dynamic_module_on_http_filter_config_destroy
+func envoy_dynamic_module_on_http_filter_config_destroy(cfg C.uintptr_t) {
+	defer recoverPanic("config_destroy")
+	h := cgo.Handle(cfg)
+	h.Value().(*module).close()
+	h.Delete()
+}
+
+//export envoy_dynamic_module_on_http_filter_new
+func envoy_dynamic_module_on_http_filter_new(cfg C.uintptr_t, envoy C.uintptr_t) (ptr C.uintptr_t) {
+	defer recoverPanic("filter_new")
+	m := cgo.Handle(cfg).Value().(*module)
+	return C.uintptr_t(cgo.NewHandle(&filter{m: m, envoy: uintptr(envoy)}))
+}
+
+//export envoy_dynamic_module_on_http_filter_destroy
+func envoy_dynamic_module_on_http_filter_destroy(f C.uintptr_t) {
+	defer recoverPanic("filter_destroy")
+	h := cgo.Handle(f)
+	h.Value().(*filter).onDestroy()
+	h.Delete()
+}
+
+//export envoy_dynamic_module_on_http_filter_request_headers
+func envoy_dynamic_module_on_http_filter_request_headers(envoy C.uintptr_t, f C.uintptr_t, p2 C.bool) (status C.int) {
+	var fl *filter
+	defer func() {
+		if v := recover(); v != nil {
+			fl.module().panicked("request_headers", v)
+			internalError(uintptr(envoy))
+			status = statusStopIteration
+		}
+	}()
+	fl = cgo.Handle(f).Value().(*filter)
+	return C.int(fl.onRequestHeaders())
+}
+
+//export envoy_dynamic_module_on_http_filter_scheduled
+func envoy_dynamic_module_on_http_filter_scheduled(envoy C.uintptr_t, f C.uintptr_t, p2 C.uint64_t) {
+	var fl *filter
+	defer func() {
+		if v := recover(); v != nil {
+			fl.module().panicked("scheduled", v)
+			internalError(uintptr(envoy))
+		}
+	}()
+	fl = cgo.Handle(f).Value().(*filter)
+	fl.onScheduled()
+}
+
+//export envoy_dynamic_module_on_http_filter_request_body
+func envoy_dynamic_module_on_http_filter_request_body(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.bool) C.int {
+	return 0
+}
+
+//export envoy_dynamic_module_on_http_filter_request_trailers
+func envoy_dynamic_module_on_http_filter_request_trailers(p0 C.uintptr_t, p1 C.uintptr_t) C.int {
+	return 0
+}
+
+//export envoy_dynamic_module_on_http_filter_response_headers
+func envoy_dynamic_module_on_http_filter_response_headers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.bool) C.int {
+	return 0
+}
+
+//export envoy_dynamic_module_on_http_filter_response_body
+func envoy_dynamic_module_on_http_filter_response_body(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.bool) C.int {
+	return 0
+}
+
+//export envoy_dynamic_module_on_http_filter_response_trailers
+func envoy_dynamic_module_on_http_filter_response_trailers(p0 C.uintptr_t, p1 C.uintptr_t) C.int {
+	return 0
+}
+
+//export envoy_dynamic_module_on_http_filter_stream_complete
+func envoy_dynamic_module_on_http_filter_stream_complete(p0 C.uintptr_t, p1 C.uintptr_t) {}
+
+//export envoy_dynamic_module_on_http_filter_local_reply
+func envoy_dynamic_module_on_http_filter_local_reply(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint32_t, p3 C.envoy_buffer, p4 C.bool) C.int {
+	return 0 // Continue: let the local reply go out as it is
+}
+
+//export envoy_dynamic_module_on_http_filter_per_route_config_new
+func envoy_dynamic_module_on_http_filter_per_route_config_new(p0 C.envoy_buffer, p1 C.envoy_buffer) C.uintptr_t {
+	return 0 // no per-route config: rules in the config file select by route
+}
+
+//export envoy_dynamic_module_on_http_filter_per_route_config_destroy
+func envoy_dynamic_module_on_http_filter_per_route_config_destroy(p0 C.uintptr_t) {}
+
+//export envoy_dynamic_module_on_http_filter_http_callout_done
+func envoy_dynamic_module_on_http_filter_http_callout_done(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int, p4 *C.envoy_http_header, p5 C.size_t, p6 *C.envoy_buffer, p7 C.size_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_headers
+func envoy_dynamic_module_on_http_filter_http_stream_headers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t, p5 C.bool) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_data
+func envoy_dynamic_module_on_http_filter_http_stream_data(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_buffer, p4 C.size_t, p5 C.bool) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_trailers
+func envoy_dynamic_module_on_http_filter_http_stream_trailers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_complete
+func envoy_dynamic_module_on_http_filter_http_stream_complete(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_http_stream_reset
+func envoy_dynamic_module_on_http_filter_http_stream_reset(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int) {
+}
+
+//export envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark
+func envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(p0 C.uintptr_t, p1 C.uintptr_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark
+func envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(p0 C.uintptr_t, p1 C.uintptr_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_scheduled
+func envoy_dynamic_module_on_http_filter_config_scheduled(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_http_callout_done
+func envoy_dynamic_module_on_http_filter_config_http_callout_done(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int, p4 *C.envoy_http_header, p5 C.size_t, p6 *C.envoy_buffer, p7 C.size_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_http_stream_headers
+func envoy_dynamic_module_on_http_filter_config_http_stream_headers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t, p5 C.bool) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_http_stream_data
+func envoy_dynamic_module_on_http_filter_config_http_stream_data(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_buffer, p4 C.size_t, p5 C.bool) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_http_stream_trailers
+func envoy_dynamic_module_on_http_filter_config_http_stream_trailers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_http_stream_complete
+func envoy_dynamic_module_on_http_filter_config_http_stream_complete(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t) {
+}
+
+//export envoy_dynamic_module_on_http_filter_config_http_stream_reset
+func envoy_dynamic_module_on_http_filter_config_http_stream_reset(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int) {
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+
+	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/keys"
+)
+
+// metadataNamespace is where the decision goes in the stream's dynamic metadata, for the
+// access log: %DYNAMIC_METADATA(jwt_authz:reason)%.
+const metadataNamespace = "jwt_authz"
+
+// filter is one HTTP stream's state. Envoy calls its hooks on the stream's worker thread;
+// a deferred decision finishes on a goroutine and comes back through the scheduler.
+type filter struct {
+	m     *module
+	envoy uintptr // Envoy's filter pointer: valid until the destroy hook
+
+	mu        sync.Mutex
+	scheduler uintptr           // set while a decision runs off the worker thread
+	pending   *extauthz.Outcome // the off-thread decision, until the scheduled hook applies it
+	destroyed bool
+}
+
+// inlineAttempt marks a decision made on Envoy's worker thread: key lookups in it must not
+// wait for a fetch. wait records that one would have had to.
+type inlineAttempt struct{ wait bool }
+
+type inlineKey struct{}
+
+// done is a context that is already over: a Set's Lookup given it still starts (or joins)
+// the unknown-kid refetch, which lives on the Set, but returns at once instead of waiting.
+var done = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// noWaitKeys is a provider's key set as the module's decisions see it: the same Set,
+// except that a lookup on the worker thread never blocks on the network.
+type noWaitKeys struct{ *keys.Set }
+
+func (k noWaitKeys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, bool, error) {
+	a, inline := ctx.Value(inlineKey{}).(*inlineAttempt)
+	if !inline {
+		return k.Set.Lookup(ctx, kid)
+	}
+	key, found, err := k.Set.Lookup(done, kid)
+	if err != nil && errors.Is(err, context.Canceled) {
+		a.wait = true
+	}
+	return key, found, err
+}
+
+// onRequestHeaders decides the request on the worker thread when no key fetch is needed
+// (the common case: a cached token or a known kid). Otherwise it answers StopIteration and
+// decides again on a goroutine, which waits for the refetch and hands the outcome back to
+// the worker thread through the scheduler (onScheduled).
+func (f *filter) onRequestHeaders() int {
+	req := requestView(requestHeaders(f.envoy))
+	attempt := &inlineAttempt{}
+	ctx := context.WithValue(context.Background(), inlineKey{}, attempt)
+	start := time.Now()
+	out := f.m.srv.Policy().Decide(ctx, req, start)
+	if !attempt.wait {
+		f.m.srv.Record(ctx, extauthz.FrontModule, out, time.Since(start))
+		return f.answer(out)
+	}
+	f.mu.Lock()
+	f.scheduler = newScheduler(f.envoy)
+	f.mu.Unlock()
+	go f.decideOffThread(req)
+	return statusStopIteration
+}
+
+// decideOffThread runs on its own goroutine: never on Envoy's thread, never touching the
+// stream except through the scheduler, which Envoy drops if the stream is gone by then.
+func (f *filter) decideOffThread(req *extauthz.Request) {
+	var out *extauthz.Outcome
+	func() {
+		defer recoverPanic("decide")
+		ctx, cancel := context.WithTimeout(context.Background(), f.m.fetchWait)
+		defer cancel()
+		out = f.m.srv.Decide(ctx, extauthz.FrontModule, req)
+	}()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.destroyed || f.scheduler == 0 {
+		return
+	}
+	f.pending = out // nil after a panic: onScheduled answers 500
+	commitScheduler(f.scheduler, 0)
+}
+
+// onScheduled applies the off-thread decision on the worker thread and resumes the stream.
+func (f *filter) onScheduled() {
+	f.mu.Lock()
+	out, sched := f.pending, f.scheduler
+	f.pending, f.scheduler = nil, 0
+	f.mu.Unlock()
+	if sched != 0 {
+		deleteScheduler(sched)
+	}
+	if out == nil {
+		internalError(f.envoy)
+		return
+	}
+	if f.answer(out) == statusContinue {
+		continueDecoding(f.envoy)
+	}
+}
+
+// module is f's filter config, or nil for a nil f (a hook that failed before finding it).
+func (f *filter) module() *module {
+	if f == nil {
+		return nil
+	}
+	return f.m
+}
+
+// onDestroy ends the stream's state; a decision still running off the thread is dropped.
+func (f *filter) onDestroy() {
+	f.mu.Lock()
+	sched := f.scheduler
+	f.destroyed, f.scheduler, f.pending = true, 0, nil
+	f.mu.Unlock()
+	if sched != 0 {
+		deleteScheduler(sched)
+	}
+}
+
+// answer applies an outcome: a denial is a local reply; an allow removes every header the
+// module could inject (so a client's copy never reaches the upstream), the credential if
+// its provider does not forward it, and sets the identity headers.
+func (f *filter) answer(out *extauthz.Outcome) int {
+	f.setMetadata(out.Decision)
+	if !out.Allowed {
+		headers, body := out.Denial()
+		hs := make([][2]string, len(headers))
+		for i, h := range headers {
+			hs[i] = [2]string{h.Name, h.Value}
+		}
+		sendResponse(f.envoy, out.HTTPStatus, hs, body, "jwt_authz_"+string(out.Reason))
+		return statusStopIteration
+	}
+	for _, name := range out.Remove() {
+		removeRequestHeader(f.envoy, name)
+	}
+	for _, h := range out.Upstream() {
+		setRequestHeader(f.envoy, h.Name, h.Value)
+	}
+	return statusContinue
+}
+
+// setMetadata writes the decision where Envoy's access log can read it: the same words
+// the gRPC face puts under envoy.filters.http.ext_authz.
+func (f *filter) setMetadata(d extauthz.Decision) {
+	decision := "deny"
+	if d.Allowed {
+		decision = "allow"
+	}
+	setMetadata(f.envoy, metadataNamespace, "decision", decision)
+	setMetadata(f.envoy, metadataNamespace, "reason", string(d.Reason))
+	for _, kv := range [][2]string{{"rule", d.Rule}, {"provider", d.Provider}, {"iss", d.Issuer}, {"sub", d.Subject}} {
+		if kv[1] != "" {
+			setMetadata(f.envoy, metadataNamespace, kv[0], kv[1])
+		}
+	}
+}
+
+// requestView turns Envoy's request headers into the decision's request view. HTTP/1 and
+// HTTP/2 alike reach a filter with :method, :path and :authority as pseudo-headers.
+func requestView(headers [][2]string) *extauthz.Request {
+	req := &extauthz.Request{Headers: make([]extauthz.Header, 0, len(headers))}
+	for _, h := range headers {
+		if !strings.HasPrefix(h[0], ":") {
+			req.Headers = append(req.Headers, extauthz.Header{Name: h[0], Value: h[1]})
+			continue
+		}
+		switch h[0] {
+		case ":method":
+			req.Method = h[1]
+		case ":path":
+			req.Path = h[1]
+		case ":authority":
+			req.Host = h[1]
+		}
+	}
+	return req
+}

@@ -1,0 +1,173 @@
+// Command module is jwt-authz as an Envoy dynamic module: a shared library
+// (go build -buildmode=c-shared, make module) that Envoy 1.40 loads as an HTTP filter and
+// that runs the same decision as the jwt-authz server, on the same config file, inside
+// Envoy's worker threads. See docs/in-process.md.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/jwt-authz/jwt-authz/config"
+	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/internal/gctune"
+	"github.com/jwt-authz/jwt-authz/internal/linewriter"
+	"github.com/jwt-authz/jwt-authz/keys"
+)
+
+// main is never run: Envoy calls the exported hooks.
+func main() {}
+
+// module is one filter config: the policy and key sets of one jwt-authz config file. Envoy
+// makes one per filter in its config (and a new one when a listener update brings a new
+// filter config), on the main thread.
+type module struct {
+	srv       *extauthz.Server
+	log       *slog.Logger
+	logOut    *linewriter.Writer
+	stop      context.CancelFunc // ends the key sets' background refresh
+	fetchWait time.Duration      // how long an off-thread decision waits for a key refetch
+}
+
+// panics counts the panics the hooks recovered, across every filter config.
+var panics atomic.Int64
+
+// newModule loads the filter config: the path of a jwt-authz config file, or the YAML of
+// one (a value with a newline in it). Key sets start fetching in the background; a request
+// that arrives before its keys is answered 503 keys_unavailable, as the server does.
+func newModule(filterConfig string) (*module, error) {
+	cfg, err := loadConfig(filterConfig)
+	if err != nil {
+		return nil, err
+	}
+	logOut := linewriter.New(os.Stderr, 100*time.Millisecond)
+	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
+	if limit, set := gctune.SetMemoryLimit(cacheBound(cfg)); set {
+		log.Debug("soft memory limit from cache.max_bytes", "bytes", limit)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	sources := map[string]extauthz.KeySource{}
+	for _, p := range cfg.Providers {
+		set, err := keys.NewSet(p.Issuer, p.Keys, cfg.Path, keys.Options{})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("providers %q: %w", p.Name, err)
+		}
+		go func() {
+			if err := set.Start(ctx); err != nil {
+				log.Warn("keys not loaded yet", "provider", p.Name, "err", err)
+			}
+		}()
+		sources[p.Name] = noWaitKeys{set}
+	}
+	decryption := map[string]extauthz.KeySource{}
+	for _, p := range cfg.Providers {
+		if p.Encryption == nil {
+			continue
+		}
+		set, err := keys.NewDecryptionSet(p.Name, p.Encryption.Keys, cfg.Path, keys.Options{})
+		if err != nil {
+			stop()
+			return nil, fmt.Errorf("providers %q: encryption: %w", p.Name, err)
+		}
+		_ = set.Start(ctx) // files only: loaded by NewDecryptionSet, then watched
+		decryption[p.Name] = set
+	}
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	var decisions io.Writer
+	if logLevel(cfg.Log.Level) <= slog.LevelInfo {
+		decisions = logOut
+	}
+	m := &module{log: log, logOut: logOut, stop: stop, fetchWait: 10 * time.Second}
+	m.srv = extauthz.NewServer(policy, extauthz.Options{Logger: log, DecisionLog: decisions, AllowSampleRate: cfg.Log.AllowSampleRate})
+	log.Info("jwt-authz module loaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules), "abi", abiVersion)
+	return m, nil
+}
+
+// loadConfig reads the filter config as a file path, or as YAML when it spans lines;
+// relative paths in inline YAML are resolved against Envoy's working directory.
+func loadConfig(filterConfig string) (*config.Config, error) {
+	if strings.Contains(filterConfig, "\n") {
+		wd, err := os.Getwd()
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := config.Parse([]byte(filterConfig), wd)
+		if err != nil {
+			return nil, fmt.Errorf("config: inline filter_config: %w", err)
+		}
+		return cfg, nil
+	}
+	path := strings.TrimSpace(filterConfig)
+	if path == "" {
+		return nil, fmt.Errorf("config: filter_config is empty: give the path of a jwt-authz config file, or its YAML")
+	}
+	if !filepath.IsAbs(path) {
+		if abs, err := filepath.Abs(path); err == nil {
+			path = abs
+		}
+	}
+	return config.Load(path)
+}
+
+func cacheBound(cfg *config.Config) int64 {
+	if cfg.Cache.Enabled != nil && *cfg.Cache.Enabled {
+		return cfg.Cache.MaxBytes
+	}
+	return 0
+}
+
+func logLevel(s string) slog.Level {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return slog.LevelInfo
+	}
+	return l
+}
+
+func (m *module) close() {
+	m.stop()
+	m.logOut.Close()
+}
+
+// recoverPanic, deferred in a hook, turns a panic into a count and a log line. Go's panic
+// must never unwind into Envoy: it would abort the whole proxy.
+func recoverPanic(where string) {
+	if v := recover(); v != nil {
+		(*module)(nil).panicked(where, v)
+	}
+}
+
+// panicked counts and logs a recovered panic; m may be nil (no filter config yet).
+func (m *module) panicked(where string, v any) {
+	n := panics.Add(1)
+	log := slog.Default()
+	if m != nil {
+		log = m.log
+	}
+	msg := fmt.Sprint(v)
+	if len(msg) > 200 {
+		msg = msg[:200]
+	}
+	log.Error("panic recovered in the envoy module", "where", where, "panic", msg, "panics_total", n)
+}
+
+// internalError answers 500 after a recovered panic: never an allow.
+func internalError(envoy uintptr) {
+	defer recoverPanic("internal error reply")
+	setMetadata(envoy, metadataNamespace, "decision", "deny")
+	setMetadata(envoy, metadataNamespace, "reason", string(extauthz.ReasonInternal))
+	sendResponse(envoy, 500, [][2]string{{"content-type", "application/json"}, {"cache-control", "no-store"}},
+		[]byte(`{"error":"server_error","reason":"internal_error"}`+"\n"), "jwt_authz_internal_error")
+}
