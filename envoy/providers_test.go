@@ -57,9 +57,9 @@ func TestProviderFeaturesThroughEnvoy(t *testing.T) {
 			map[string]any{
 				"name": "cognito", "issuer": "https://cognito.test/pool", "issuer_aliases": []any{"cognito.test/pool"},
 				"audiences": []any{"app-client"}, "audience_claims": []any{"aud", "client_id"},
-				"required_claims": map[string]any{"token_use": "access"},
-				"algorithms":      []any{"ES256"},
-				"keys":            []any{map[string]any{"jwks_file": jwksA}, map[string]any{"jwks_file": jwksB}},
+				"required_claims":   map[string]any{"token_use": "access"},
+				"algorithms":        []any{"ES256"},
+				"keys":              []any{map[string]any{"jwks_file": jwksA}, map[string]any{"jwks_file": jwksB}},
 				"claims_to_headers": map[string]any{"/org/team.name": "x-jwt-team"},
 			},
 			map[string]any{

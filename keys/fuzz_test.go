@@ -75,3 +75,27 @@ func addSeeds(f *testing.F, glob string) {
 		f.Add(b)
 	}
 }
+
+// FuzzParseSPIFFEBundle: a trust bundle from a bundle endpoint or a file never panics, and
+// what it yields passes the key checks like any JWKS.
+func FuzzParseSPIFFEBundle(f *testing.F) {
+	f.Add([]byte(`{"spiffe_refresh_hint":60,"keys":[{"kty":"EC","crv":"P-256","use":"jwt-svid","x":"AAAA","y":"AAAA"}]}`))
+	f.Add([]byte(`{"keys":[{"use":"x509-svid"},{"use":"jwt-svid","kty":"oct","k":"AAAA"},null]}`))
+	f.Add([]byte(`{"spiffe_refresh_hint":-1,"keys":[]}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, o := range []origin{fromFile, fromRemote} {
+			keys, _, hint, err := parseSPIFFEBundle(data, o)
+			if err == nil && len(keys) == 0 {
+				t.Fatalf("parseSPIFFEBundle(origin %d) = no keys and no error", o)
+			}
+			if hint < 0 {
+				t.Fatalf("parseSPIFFEBundle(origin %d) hint %v", o, hint)
+			}
+			for _, k := range keys {
+				if err := checkKey(k); err != nil {
+					t.Fatalf("parseSPIFFEBundle accepted key %q that checkKey refuses: %v", k.KeyID, err)
+				}
+			}
+		}
+	})
+}

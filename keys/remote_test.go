@@ -322,6 +322,13 @@ func TestRemoteSourcesAgree(t *testing.T) {
 		if ev := rec.last(); len(ev.Skipped) != 0 {
 			t.Errorf("event = %+v, want nothing skipped: the sources agree", ev)
 		}
+
+		// One key published by both sources is one key: a token without kid may use it.
+		is.set(func(is *testIssuer) { is.keys = is.keys[:1] })
+		time.Sleep(config.DefaultRefreshInterval + time.Second)
+		if k, found, err := s.Lookup(ctx, ""); !found || err != nil || k.KeyID != "k1" {
+			t.Errorf(`Lookup("") with k1 in both sources = %v, %v, %v; want k1`, k, found, err)
+		}
 	})
 }
 

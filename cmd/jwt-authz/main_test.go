@@ -52,6 +52,13 @@ func TestCheckFlag(t *testing.T) {
 			name: "integer duration", wantErr: true, wantInErr: "want a duration string",
 			config: strings.Replace(validConfig("http://127.0.0.1:1/jwks", "/api"), "refresh_interval: 1s", "refresh_interval: 5", 1),
 		},
+		{
+			name: "claim path that can never match", wantErr: true, wantInErr: `providers[0].claims_to_headers.resource_access.billing\.example\.com.roles: `,
+			config: strings.Replace(validConfig("http://127.0.0.1:1/jwks", "/api"), "{sub: x-jwt-sub}", `{'resource_access.billing\.example\.com.roles': x-jwt-roles}`, 1),
+		},
+		{
+			name: "JSON Pointer claim path", config: strings.Replace(validConfig("http://127.0.0.1:1/jwks", "/api"), "{sub: x-jwt-sub}", `{'/resource_access/billing.example.com/roles': x-jwt-roles}`, 1),
+		},
 		{name: "missing file", config: "", wantErr: true, wantInErr: "no such file"},
 	}
 	for _, tt := range tests {
