@@ -64,7 +64,7 @@ func startBrowser(t *testing.T) *browser {
 	var created struct {
 		SessionID string `json:"sessionId"`
 	}
-	args := []string{"--headless=new", "--disable-gpu", "--window-size=1100,1000", "--no-first-run",
+	args := []string{"--headless=new", "--disable-gpu", "--window-size=1100,1250", "--no-first-run",
 		"--user-data-dir=" + filepath.Join(t.TempDir(), "profile")}
 	if os.Geteuid() == 0 {
 		args = append(args, "--no-sandbox") // chromium refuses to run its sandbox as root
