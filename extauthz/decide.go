@@ -181,35 +181,48 @@ func (s *shadowReport) orFirst(o outcome) *shadowReport {
 	return &shadowReport{rule: o.rule, allow: o.allow, reason: o.reason}
 }
 
+// decideNonHTTP: a TCP check has no credential to look at, so only allow and deny rules
+// can select it (matchesNonHTTP).
 func (p *Policy) decideNonHTTP(r *request, now time.Time) outcome {
+	o, decided := p.walkRules(context.Background(), r, now)
+	switch {
+	case decided:
+		return o
+	case p.nonHTTPAllow:
+		return outcome{allow: true, reason: ReasonNonHTTPAllow, shadow: o.shadow}
+	}
+	return outcome{reason: ReasonNonHTTPDeny, denial: forbidden(ReasonNonHTTPDeny, "non-HTTP traffic is denied"), shadow: o.shadow}
+}
+
+// walkRules tries the rules in order. The first enforced rule that selects r decides
+// (decided is true); the first shadow rule that selects it is evaluated fully and
+// reported in o.shadow, and the walk goes on. A match.cel that fails to evaluate is a
+// refusal by its rule, never a non-match.
+func (p *Policy) walkRules(ctx context.Context, r *request, now time.Time) (o outcome, decided bool) {
 	var shadow *shadowReport
 	for _, ru := range p.rules {
-		if ru.action == actionRequire || !ru.matchesNonHTTP(r) {
+		if r.http && !ru.matchesHTTP(r) || !r.http && (ru.action == actionRequire || !ru.matchesNonHTTP(r)) {
 			continue
 		}
 		matched, failed := ru.celMatches(r, now)
-		var o outcome
 		switch {
 		case failed != nil:
 			o = *failed
 		case !matched:
 			continue
-		case ru.action == actionAllow:
-			o = outcome{allow: true, reason: ReasonPublic, rule: ru}
+		case ru.shadow && shadow != nil:
+			continue // only the first shadow rule that matches is reported
 		default:
-			o = outcome{reason: ReasonRuleDeny, rule: ru, denial: forbidden(ReasonRuleDeny, "access to this resource is denied")}
+			o = p.applyRule(ctx, r, ru, now)
 		}
 		if ru.shadow {
 			shadow = shadow.orFirst(o)
 			continue
 		}
 		o.shadow = shadow
-		return o
+		return o, true
 	}
-	if p.nonHTTPAllow {
-		return outcome{allow: true, reason: ReasonNonHTTPAllow, shadow: shadow}
-	}
-	return outcome{reason: ReasonNonHTTPDeny, denial: forbidden(ReasonNonHTTPDeny, "non-HTTP traffic is denied"), shadow: shadow}
+	return outcome{shadow: shadow}, false
 }
 
 // celMatches evaluates match.cel once the rule's other match fields have matched. An
@@ -232,34 +245,14 @@ func celFailed(ru *rule, err error) outcome {
 }
 
 func (p *Policy) decideHTTP(ctx context.Context, r *request, now time.Time) outcome {
-	var shadow *shadowReport
-	for _, ru := range p.rules {
-		if !ru.matchesHTTP(r) {
-			continue
-		}
-		matched, failed := ru.celMatches(r, now)
-		var o outcome
-		switch {
-		case failed != nil:
-			o = *failed
-		case !matched:
-			continue
-		case ru.shadow && shadow != nil:
-			continue // only the first shadow rule that matches is reported
-		default:
-			o = p.applyRule(ctx, r, ru, now)
-		}
-		if ru.shadow {
-			shadow = shadow.orFirst(o)
-			continue
-		}
-		o.shadow = shadow
+	o, decided := p.walkRules(ctx, r, now)
+	switch {
+	case decided:
 		return o
+	case p.defaultAllow:
+		return outcome{allow: true, reason: ReasonDefaultAllow, shadow: o.shadow}
 	}
-	if p.defaultAllow {
-		return outcome{allow: true, reason: ReasonDefaultAllow, shadow: shadow}
-	}
-	return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request"), shadow: shadow}
+	return outcome{reason: ReasonNoRule, denial: forbidden(ReasonNoRule, "no rule allows this request"), shadow: o.shadow}
 }
 
 // applyRule decides a request by the rule that selected it.
