@@ -21,31 +21,7 @@ func TestRollingRestart(t *testing.T) {
 		editAuthz: func(t *testing.T, root map[string]any, _ ports) {
 			root["shutdown_delay"] = "3s"
 		},
-		editEnvoy: func(t *testing.T, root map[string]any, p ports) {
-			c := clusterNamed(t, root, "authz")
-			eps, err := list(c, "load_assignment", "endpoints")
-			if err != nil || len(eps) != 1 {
-				t.Fatalf("authz cluster: want 1 locality (%v)", err)
-			}
-			lbs, err := list(eps[0], "lb_endpoints")
-			if err != nil {
-				t.Fatal(err)
-			}
-			second := map[string]any{"endpoint": map[string]any{"address": map[string]any{
-				"socket_address": map[string]any{"address": "127.0.0.1", "port_value": p.Authz2}}}}
-			eps[0].(map[string]any)["lb_endpoints"] = append(lbs, second)
-			// With two static hosts, one unhealthy leaves half of them healthy: not under
-			// the default panic threshold (50%), so Envoy never routes to a draining host,
-			// and static hosts are never removed, so ignore_health_on_host_removal does not
-			// apply.
-			hcs, err := list(c, "health_checks")
-			if err != nil || len(hcs) != 1 {
-				t.Fatalf("authz cluster: want 1 health check (%v)", err)
-			}
-			hc := hcs[0].(map[string]any)
-			hc["interval"], hc["no_traffic_interval"] = "0.5s", "0.5s"
-			hc["unhealthy_threshold"], hc["healthy_threshold"] = 1, 1
-		},
+		editEnvoy: secondReplica,
 	})
 	fileB := s.authzConfig(t, "jwt-authz-b.yaml", s.Authz2, s.AuthzHTTP2)
 	b := s.startAuthz(t, "jwt-authz B", fileB, s.AuthzHTTP2)
@@ -96,4 +72,33 @@ func TestRollingRestart(t *testing.T) {
 		t.Error("no request flowed during the rolling restart; it proves nothing")
 	}
 	t.Logf("Envoy:\n%s", envoyStats(t, s, "ext_authz.jwt.(ok|denied|error)|cluster.authz.(health_check.(failure|success)|upstream_rq_(total|timeout|retry)|upstream_cx_connect_fail)"))
+}
+
+// secondReplica is an edit of envoy.yaml: the authz cluster gets a second endpoint, a
+// replica on ports.Authz2, and health checks every 0.5s that turn a host unhealthy (and
+// healthy) at the first answer.
+func secondReplica(t *testing.T, root map[string]any, p ports) {
+	c := clusterNamed(t, root, "authz")
+	eps, err := list(c, "load_assignment", "endpoints")
+	if err != nil || len(eps) != 1 {
+		t.Fatalf("authz cluster: want 1 locality (%v)", err)
+	}
+	lbs, err := list(eps[0], "lb_endpoints")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := map[string]any{"endpoint": map[string]any{"address": map[string]any{
+		"socket_address": map[string]any{"address": "127.0.0.1", "port_value": p.Authz2}}}}
+	eps[0].(map[string]any)["lb_endpoints"] = append(lbs, second)
+	// With two static hosts, one unhealthy leaves half of them healthy: not under
+	// the default panic threshold (50%), so Envoy never routes to a draining host,
+	// and static hosts are never removed, so ignore_health_on_host_removal does not
+	// apply.
+	hcs, err := list(c, "health_checks")
+	if err != nil || len(hcs) != 1 {
+		t.Fatalf("authz cluster: want 1 health check (%v)", err)
+	}
+	hc := hcs[0].(map[string]any)
+	hc["interval"], hc["no_traffic_interval"] = "0.5s", "0.5s"
+	hc["unhealthy_threshold"], hc["healthy_threshold"] = 1, 1
 }
