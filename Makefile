@@ -1,6 +1,6 @@
 # make test   Envoy (installed on first use, see envoy/install-envoy.sh), then every test
 #             with the race detector; the end-to-end tests in envoy/ run the real Envoy;
-#             idp/ runs a real Keycloak and node oidc-provider (installed on first use);
+#             idp/ runs a real Keycloak, node oidc-provider and Ory Hydra (installed on first use);
 #             then the deploy/ module (Kubernetes, Helm, Istio, Envoy Gateway manifests),
 #             kept separate so the server's module carries no Kubernetes dependencies.
 # make demo   the whole demo natively on 127.0.0.1 (envoy/run-demo.sh); Ctrl-C stops it.

@@ -1,6 +1,6 @@
 // Package idp runs real identity providers on 127.0.0.1 for the end-to-end tests: Keycloak
-// (from Maven Central) and node oidc-provider (from npm), installed into ~/.cache/jwt-authz by
-// the scripts beside this file and driven through their own HTTP APIs. jwt-authz must accept
+// (from Maven Central), node oidc-provider (from npm) and Ory Hydra (built from its Go
+// module), installed into ~/.cache/jwt-authz by the scripts beside this file and driven through their own HTTP APIs. jwt-authz must accept
 // these providers' tokens as they really are, so the tests meet the real thing rather than
 // fixtures shaped after its documentation.
 //

@@ -32,6 +32,10 @@ var (
 	oidcProvider *idp.OIDCProvider
 	oidcErr      error
 
+	hydraOnce sync.Once
+	hydra     *idp.Hydra
+	hydraErr  error
+
 	buildOnce sync.Once
 	authzBin  string
 	buildErr  error
@@ -50,6 +54,9 @@ func TestMain(m *testing.M) {
 	}
 	if oidcProvider != nil {
 		oidcProvider.Stop()
+	}
+	if hydra != nil {
+		hydra.Stop()
 	}
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -90,6 +97,24 @@ func startedOIDCProvider(t *testing.T) *idp.OIDCProvider {
 		}
 	})
 	return oidcProvider
+}
+
+// startedHydra is the package's Ory Hydra, started by the first test that needs it.
+func startedHydra(t *testing.T) *idp.Hydra {
+	t.Helper()
+	hydraOnce.Do(func() {
+		hydra, hydraErr = idp.StartHydra()
+		if hydraErr == nil {
+			t.Logf("Ory Hydra %s started at %s", hydra.Version, hydra.URL)
+		}
+	})
+	idp.Need(t, hydraErr)
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- hydra (last output) ---\n%s", hydra.Log())
+		}
+	})
+	return hydra
 }
 
 // authz is a jwt-authz server run from its binary with a test's config.
