@@ -106,7 +106,7 @@ func (s *stack) scenarios(t *testing.T, front string, downStatus int) {
 			denied(t, 401, "invalid_signature", `error="invalid_token"`)
 	})
 	t.Run("missing scope", func(t *testing.T) {
-		s.send(t, "GET", "/admin/users", "Authorization", "Bearer "+alice).denied(t, 403, "insufficient_scope", "")
+		s.send(t, "GET", "/admin/users", "Authorization", "Bearer "+alice).denied(t, 403, "insufficient_scope", `error="insufficient_scope", error_description="the token lacks a required scope", scope="admin"`)
 	})
 	t.Run("scope", func(t *testing.T) {
 		e := s.send(t, "DELETE", "/admin/users", "Authorization", "Bearer "+admin).upstream(t)
