@@ -54,6 +54,20 @@ providers:
   - {cookie: access_token}
   - {query: access_token}
   claims_to_headers: {sub: x-jwt-sub}
+- name: tenants
+  issuer: https://login.example/{tenantid}/v2.0
+  issuer_aliases: [login.example]
+  tenants: [contoso]
+  audiences: [demo-api]
+  audience_claims: [aud, client_id]
+  algorithms: [RS256, ES256]
+  keys: [{jwks_file: unused.json}]
+- name: spire
+  spiffe_trust_domain: example.org
+  audiences: [demo-api]
+  algorithms: [ES256, EdDSA]
+  keys: [{jwks_file: unused.json}]
+  claims_to_headers: {/kubernetes.io/namespace: x-namespace}
 rules:
 - name: public
   match: {path_prefix: /public}
@@ -128,7 +142,9 @@ func checkParsed(t *testing.T, raw string) {
 // when a credential in the request carries a signature that one of the configured keys
 // verifies, checked here independently with go-jose; a deny always has a non-zero status.
 func FuzzCheck(f *testing.F) {
-	p := newPolicy(f, fuzzConfig, map[string]KeySource{"demo": newFakeKeys(fuzzKids...)})
+	p := newPolicy(f, fuzzConfig, map[string]KeySource{
+		"demo": newFakeKeys(fuzzKids...), "tenants": newFakeKeys(fuzzKids...), "spire": newFakeKeys(fuzzKids...),
+	})
 	var keys []*jose.JSONWebKey
 	for _, kid := range fuzzKids {
 		keys = append(keys, verificationKey(kid, ""))
@@ -139,6 +155,18 @@ func FuzzCheck(f *testing.F) {
 		f.Add("", "access_token="+tok, path, "", i%2 == 1)
 		f.Add("", "", path+"?access_token="+tok, "", false)
 		f.Add("Bearer "+tok, "", path, "Bearer "+tok, true)
+	}
+	for _, claims := range []map[string]any{
+		{"iss": "https://login.example/contoso/v2.0", "tid": "contoso", "aud": nil, "client_id": "demo-api"},
+		{"iss": "login.example", "tid": "x"},
+		{"iss": nil, "sub": "spiffe://example.org/ns/a/sa/b", "kubernetes.io": map[string]any{"namespace": "a"}},
+	} {
+		tok := sig.mint(f, "ES256", "ec256", func(_, c map[string]any) {
+			for k, v := range claims {
+				c[k] = v
+			}
+		})
+		f.Add("Bearer "+tok, "", "/api/items", "", false)
 	}
 	f.Add("", "", "/public/../admin", "", false)
 	f.Add("bearer  x.y.z", "access_token=", "/optional?access_token=", "Basic eA==", true)
