@@ -48,12 +48,12 @@ import (
 	"unsafe"
 )
 
-// abiVersion is what envoy_dynamic_module_on_program_init returns: the ABI version
-// string Envoy 1.40.0 carries (strings(1) on its binary shows "v0.2.0" beside the
-// dynamic-module loader's messages).
-const abiVersion = "v0.2.0"
-
-var abiVersionC = C.CString(abiVersion) // lives as long as the process
+// abiVersion is what envoy_dynamic_module_on_program_init returns: the ABI version string
+// Envoy 1.40.0 carries (strings(1) on its binary shows "v0.2.0" beside the dynamic-module
+// loader's messages). Envoy 1.40 only warns when a module reports another version, so the
+// module checks the host itself (hostCarries). A variable, so that a test can build a
+// library for another version: -ldflags "-X main.abiVersion=...".
+var abiVersion = "v0.2.0"
 
 // Status values of the request-headers hook (FilterHeadersStatus in envoy/http/filter.h).
 const (
@@ -160,8 +160,19 @@ func continueDecoding(filter uintptr) {
 // this filter does not use are exported too and do nothing. The module's pointers that
 // Envoy keeps are cgo.Handle values, never Go pointers.
 
+// envoy_dynamic_module_on_program_init runs once, when Envoy loads the library. A nil
+// answer makes Envoy refuse the module ("envoy_dynamic_module_on_program_init returned
+// null"), after the module has said why on stderr.
+//
 //export envoy_dynamic_module_on_program_init
-func envoy_dynamic_module_on_program_init() *C.char { return abiVersionC }
+func envoy_dynamic_module_on_program_init() (version *C.char) {
+	defer recoverPanic("program_init")
+	if err := hostCarries(abiVersion); err != nil {
+		fmt.Fprintf(os.Stderr, "jwt-authz module: %v\n", err)
+		return nil
+	}
+	return C.CString(abiVersion) // lives as long as the process, as Envoy expects
+}
 
 //export envoy_dynamic_module_on_http_filter_config_new
 func envoy_dynamic_module_on_http_filter_config_new(p0 C.uintptr_t, name C.envoy_buffer, config C.envoy_buffer) (ptr C.uintptr_t) {

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -95,30 +96,39 @@ func newModule(filterConfig string) (*module, error) {
 	return m, nil
 }
 
-// loadConfig reads the filter config as a file path, or as YAML when it spans lines;
-// relative paths in inline YAML are resolved against Envoy's working directory.
+// loadConfig reads the filter config: the path of a jwt-authz config file, or the YAML of
+// one when it spans lines. Envoy Gateway hands a module its config as JSON: a JSON string is
+// read as the path, a JSON object as the config itself (JSON is YAML). Relative paths in an
+// inline config are resolved against Envoy's working directory.
 func loadConfig(filterConfig string) (*config.Config, error) {
-	if strings.Contains(filterConfig, "\n") {
+	text := strings.TrimSpace(filterConfig)
+	if strings.HasPrefix(text, `"`) {
+		var path string
+		if err := json.Unmarshal([]byte(text), &path); err != nil {
+			return nil, fmt.Errorf("config: filter_config is a malformed JSON string: %w", err)
+		}
+		text = strings.TrimSpace(path)
+	}
+	if strings.Contains(text, "\n") || strings.HasPrefix(text, "{") {
 		wd, err := os.Getwd()
 		if err != nil {
 			return nil, err
 		}
-		cfg, err := config.Parse([]byte(filterConfig), wd)
+		cfg, err := config.Parse([]byte(text), wd)
 		if err != nil {
 			return nil, fmt.Errorf("config: inline filter_config: %w", err)
 		}
 		return cfg, nil
 	}
-	path := strings.TrimSpace(filterConfig)
-	if path == "" {
+	if text == "" {
 		return nil, fmt.Errorf("config: filter_config is empty: give the path of a jwt-authz config file, or its YAML")
 	}
-	if !filepath.IsAbs(path) {
-		if abs, err := filepath.Abs(path); err == nil {
-			path = abs
+	if !filepath.IsAbs(text) {
+		if abs, err := filepath.Abs(text); err == nil {
+			text = abs
 		}
 	}
-	return config.Load(path)
+	return config.Load(text)
 }
 
 func cacheBound(cfg *config.Config) int64 {
