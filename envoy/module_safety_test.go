@@ -113,7 +113,7 @@ func TestModuleRefused(t *testing.T) {
 		{"another ABI", other, bad, []string{`jwt-authz module: built for Envoy's dynamic-module ABI v9.9.9`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			cfg := minimalEnvoy(t, moduleFilter(tc.config))
+			cfg := minimalEnvoy(t, moduleFilter(t, tc.config))
 			file := filepath.Join(t.TempDir(), "envoy.yaml")
 			writeFile(t, file, cfg)
 			cmd := exec.Command(envoyBinary(t), "-c", file, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning")

@@ -3,11 +3,14 @@ package envoy
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+
+	"gopkg.in/yaml.v3"
 )
 
 // The in-process face: Envoy 1.40 loading envoy/module (a Go c-shared library) as an HTTP
@@ -65,7 +68,7 @@ func useModule(filterConfig string) func(*testing.T, map[string]any, ports) {
 		}
 		for i, f := range filters {
 			if f.(map[string]any)["name"] == extAuthzName {
-				filters[i] = moduleFilter(filterConfig)
+				filters[i] = moduleFilter(t, filterConfig)
 			}
 		}
 		vhosts, err := list(h, "route_config", "virtual_hosts")
@@ -82,10 +85,7 @@ func useModule(filterConfig string) func(*testing.T, map[string]any, ports) {
 				}
 				delete(per, extAuthzName)
 				if ea["disabled"] == true {
-					per[moduleFilterName] = map[string]any{
-						"@type":    "type.googleapis.com/envoy.config.route.v3.FilterConfig",
-						"disabled": true,
-					}
+					per[moduleFilterName] = moduleDisabled(t)
 				}
 			}
 		}
@@ -104,20 +104,51 @@ func useModule(filterConfig string) func(*testing.T, map[string]any, ports) {
 	}
 }
 
-// moduleFilter is the http_filters entry that loads the module.
-func moduleFilter(filterConfig string) map[string]any {
-	return map[string]any{
-		"name": moduleFilterName,
-		"typed_config": map[string]any{
-			"@type":                 "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
-			"dynamic_module_config": map[string]any{"name": moduleName},
-			"filter_name":           "jwt_authz",
-			"filter_config": map[string]any{
-				"@type": "type.googleapis.com/google.protobuf.StringValue",
-				"value": filterConfig,
-			},
-		},
+// moduleFilter is the http_filters entry of docs/in-process.md that loads the module, with
+// its filter config (a config file's path) replaced by filterConfig: the tests run the doc.
+func moduleFilter(t *testing.T, filterConfig string) map[string]any {
+	t.Helper()
+	var entries []map[string]any
+	if err := yaml.Unmarshal([]byte(inProcessDocBlock(t, "# envoy http_filters entry")), &entries); err != nil || len(entries) != 1 {
+		t.Fatalf("docs/in-process.md: the http_filters entry: %v (%d entries, want 1)", err, len(entries))
 	}
+	fc, err := dig(entries[0], "typed_config", "filter_config")
+	if err != nil {
+		t.Fatalf("docs/in-process.md: the http_filters entry: %v", err)
+	}
+	fc.(map[string]any)["value"] = filterConfig
+	return entries[0]
+}
+
+// moduleDisabled is the per-route config of docs/in-process.md that turns the module off.
+func moduleDisabled(t *testing.T) any {
+	t.Helper()
+	var per map[string]map[string]any
+	if err := yaml.Unmarshal([]byte(inProcessDocBlock(t, "# envoy per-route")), &per); err != nil {
+		t.Fatalf("docs/in-process.md: the per-route block: %v", err)
+	}
+	v, ok := per["typed_per_filter_config"][moduleFilterName]
+	if !ok {
+		t.Fatalf("docs/in-process.md: the per-route block has no typed_per_filter_config.%s", moduleFilterName)
+	}
+	return v
+}
+
+// inProcessDocBlock returns the ```yaml block of docs/in-process.md whose first line starts
+// with first.
+func inProcessDocBlock(t *testing.T, first string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(repoRoot, "docs", "in-process.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range strings.Split(string(data), "```yaml\n")[1:] {
+		if text, _, _ := strings.Cut(part, "```"); strings.HasPrefix(text, first) {
+			return text
+		}
+	}
+	t.Fatalf("docs/in-process.md: no yaml block starting with %q", first)
+	return ""
 }
 
 // startModuleStack is the demo with the module in Envoy instead of ext_authz, loading the
