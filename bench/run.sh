@@ -11,7 +11,8 @@
 #      generator on core 0: saturation (closed loop) and a fixed rate (open loop);
 #   3. HTTP through one Envoy (--concurrency 1) whose listeners differ only in their filters:
 #      none, jwt_authn, ext_authz -> jwt-authz (over TCP, and over a unix socket), ext_authz ->
-#      the no-op floor; Envoy and the ext_authz servers share core 1;
+#      the no-op floor; Envoy and the ext_authz servers share core 1; and a second Envoy on
+#      core 1 with the in-process module (envoy/module) on the same config;
 #   4. jwt-authz's resident memory after 100k distinct tokens;
 #   5. CPU profiles of jwt-authz under the cached and uncached gRPC loads, and a heap profile.
 # Rounds interleave the targets, so a slow patch of the machine hits all of them alike.
@@ -165,6 +166,8 @@ ENVOY_BIN=$(envoy/install-envoy.sh)
 log "building"
 mkdir -p "$BIN"
 go build -o "$BIN/" ./cmd/jwt-authz ./bench/cmd/...
+# The in-process module (envoy/module), loaded by a second Envoy from $BIN/module.
+go build -buildmode=c-shared -o "$BIN/module/libjwt_authz.so" ./envoy/module
 # The same binary plus a pprof listener, for the profiles only (bench/profile/).
 printf '{"Replace":{"%s":"%s"}}\n' "$ROOT/cmd/jwt-authz/zz_bench_pprof.go" "$ROOT/bench/profile/pprof.go.overlay" >"$W/overlay.json"
 go build -overlay "$W/overlay.json" -o "$BIN/jwt-authz-pprof" ./cmd/jwt-authz
@@ -449,9 +452,29 @@ for l in json.load(sys.stdin)["listener_statuses"]:
         print(l["local_address"]["socket_address"]["port_value"])' "$2"
 }
 
+# module_envoy_config: a second Envoy, with one listener whose only filter is the in-process
+# module (envoy/module) on the cached jwt-authz config: the same token, rules and cache as the
+# ext_authz listener's server. A process of its own, so the Go runtime it carries is not in
+# the other listeners' Envoy.
+module_envoy_config() {
+	cat <<EOF
+# Envoy with the jwt-authz module under benchmark (bench/run.sh).
+static_resources:
+  listeners:
+$(listener module "          - name: jwt_authz
+            typed_config:
+              \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              dynamic_module_config: {name: jwt_authz}
+              filter_name: jwt_authz
+              filter_config:
+                \"@type\": type.googleapis.com/google.protobuf.StringValue
+                value: $W/authz-cache.yaml")
+EOF
+}
+
 phase_envoy() {
 	log "3/5 Envoy: none, jwt_authn, ext_authz -> jwt-authz"
-	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu extr token l code round rate
+	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu extr module_pid modl token l code round rate
 	start_authz "$W/authz-cache.yaml"
 	authz_pid=$AUTHZ_PID authz=$AUTHZ_GRPC
 	start_floor noop
@@ -484,14 +507,23 @@ phase_envoy() {
 	exts=127.0.0.1:$(listener_port "$admin" ext_authz_split)
 	extu=127.0.0.1:$(listener_port "$admin" ext_authz_uds)
 	extr=127.0.0.1:$(listener_port "$admin" ext_authz_raw)
+	module_envoy_config >"$W/envoy-module.yaml"
+	bg "$W/envoy-module.log" env ENVOY_DYNAMIC_MODULES_SEARCH_PATH="$BIN/module" taskset -c $SERVER_CORE "$ENVOY_BIN" \
+		-c "$W/envoy-module.yaml" --concurrency 1 --disable-hot-restart --log-level warn \
+		--admin-address-path "$W/envoy-module-admin.txt"
+	module_pid=$BG_PID
+	wait_for "the module Envoy's admin address" 30 test -s "$W/envoy-module-admin.txt" || { cat "$W/envoy-module.log" >&2; return 1; }
+	wait_for "the module Envoy to be live" 30 sh -c "curl -fsS http://$(cat "$W/envoy-module-admin.txt")/ready | grep -q LIVE" ||
+		{ cat "$W/envoy-module.log" >&2; return 1; }
+	modl=127.0.0.1:$(listener_port "$(cat "$W/envoy-module-admin.txt")" module)
 
 	# The filters must really be in the way: no token -> 401, a token -> 200.
 	token=$(head -1 "$W/rs256.tokens")
-	for l in "$jwtn" "$extz" "$extu" "$extr"; do
+	for l in "$jwtn" "$extz" "$extu" "$extr" "$modl"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' "http://$l/api/orders")
 		[[ $code == 401 ]] || { log "sanity: $l without a token answered $code, want 401"; return 1; }
 	done
-	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu" "$extr"; do
+	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" "http://$l/api/orders")
 		[[ $code == 200 ]] || { log "sanity: $l with a token answered $code, want 200"; return 1; }
 	done
@@ -501,11 +533,13 @@ phase_envoy() {
 			log "  round $round/$ROUNDS, $([[ $rate == 0 ]] && echo saturation || echo "$rate rps")"
 			http_load none "$round" "$none" "$envoy_pid" -rate "$rate"
 			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
+			http_load module "$round" "$modl" "$module_pid" -rate "$rate"
 			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"
 			http_load ext_authz-uds "$round" "$extu" "$envoy_pid,$uds_pid" -rate "$rate"
 			http_load ext_authz-raw "$round" "$extr" "$envoy_pid,$authz_pid" -rate "$rate"
 			http_load ext_authz-floor "$round" "$extf" "$envoy_pid,$floor_pid" -rate "$rate"
 			http_load jwt_authn-distinct "$round" "$jwtn" "$envoy_pid" -distinct -rate "$rate"
+			http_load module-distinct "$round" "$modl" "$module_pid" -distinct -rate "$rate"
 			http_load ext_authz-distinct "$round" "$extz" "$envoy_pid,$authz_pid" -distinct -rate "$rate"
 			if [[ $rate != 0 ]]; then
 				http_load ext_authz-split "$round" "$exts" "$envoy_pid,$split_pid" -rate "$rate"
@@ -514,6 +548,7 @@ phase_envoy() {
 	done
 	curl -fsS "http://$admin/stats" | grep -E '(ext_authz|jwt_authn)\.' >"$W/envoy-stats.txt" || true
 	stop "$envoy_pid"
+	stop "$module_pid"
 	stop "$floor_pid"
 	stop "$split_pid"
 	stop "$uds_pid"
