@@ -459,6 +459,8 @@ for l in json.load(sys.stdin)["listener_statuses"]:
 module_envoy_config() {
 	cat <<EOF
 # Envoy with the jwt-authz module under benchmark (bench/run.sh).
+admin:
+  address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
   listeners:
 $(listener module "          - name: jwt_authz

@@ -168,4 +168,20 @@ func startModuleStack(t *testing.T, opts stackOptions) *stack {
 func TestModuleEndToEnd(t *testing.T) {
 	s := startModuleStack(t, stackOptions{})
 	s.scenarios(t)
+
+	// The module's counters in Envoy's stats (its dynamicmodulescustom namespace).
+	for name, atLeast := range map[string]int{
+		"dynamicmodulescustom.decisions.decision.allow.reason.allowed":           2,
+		"dynamicmodulescustom.decisions.decision.deny.reason.missing_token":      1,
+		"dynamicmodulescustom.decisions.decision.deny.reason.insufficient_scope": 1,
+		"dynamicmodulescustom.decisions.decision.allow.reason.public":            1,
+	} {
+		if n := envoyCounter(t, s, name); n < atLeast {
+			t.Errorf("Envoy counter %s = %d, want at least %d\n%s", name, n, atLeast, envoyStats(t, s, "dynamicmodulescustom"))
+		}
+	}
+	if n := envoyCounter(t, s, "dynamicmodulescustom.panics_recovered"); n != 0 {
+		t.Errorf("Envoy counter dynamicmodulescustom.panics_recovered = %d, want 0", n)
+	}
+	t.Log(envoyStats(t, s, "dynamicmodulescustom"))
 }

@@ -38,6 +38,12 @@ uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filt
 void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
 void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler);
 void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter);
+// Returns envoy_dynamic_module_type_metrics_result: 0 is Success. Counters are defined on
+// the main thread, in the config hook; their labels are Envoy stat tags.
+int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t config, module_buffer name,
+    module_buffer* label_names, size_t label_names_size, size_t* id);
+int envoy_dynamic_module_callback_http_filter_increment_counter(uintptr_t filter, size_t id,
+    module_buffer* label_values, size_t label_values_size, uint64_t value);
 */
 import "C"
 
@@ -45,6 +51,7 @@ import (
 	"fmt"
 	"os"
 	"runtime/cgo"
+	"sync"
 	"unsafe"
 )
 
@@ -151,6 +158,44 @@ func deleteScheduler(scheduler uintptr) {
 	C.envoy_dynamic_module_callback_http_filter_scheduler_delete(C.uintptr_t(scheduler))
 }
 
+// defineCounter defines a counter with labels in Envoy's stats, under the filter config
+// config; it answers the counter's id.
+func defineCounter(config uintptr, name string, labels ...string) (uint, error) {
+	var id C.size_t
+	names := make([]C.module_buffer, len(labels)+1) // never empty: &names[0] must exist
+	for i, l := range labels {
+		names[i] = cBuffer(l)
+	}
+	if r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(C.uintptr_t(config),
+		cBuffer(name), &names[0], C.size_t(len(labels)), &id); r != 0 {
+		return 0, fmt.Errorf("define counter %s: metrics result %d", name, int(r))
+	}
+	return uint(id), nil
+}
+
+// incrementCounter adds one to counter id for these label values (from closed sets).
+func incrementCounter(filter uintptr, id uint, values ...string) {
+	var vs [4]C.module_buffer
+	for i, v := range values {
+		vs[i] = cBuffer(v)
+	}
+	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &vs[0], C.size_t(len(values)), 1)
+}
+
+// cStrings holds a C copy of each label string the module has used: label names and values
+// come from closed sets (decisions, reasons), so the copies are few and live forever. C
+// memory, so that an array of buffers pointing at them may be handed to Envoy (cgo forbids
+// a Go array holding Go pointers).
+var cStrings sync.Map // string -> *C.char
+
+func cBuffer(s string) C.module_buffer {
+	p, ok := cStrings.Load(s)
+	if !ok {
+		p, _ = cStrings.LoadOrStore(s, C.CString(s))
+	}
+	return C.module_buffer{ptr: p.(*C.char), length: C.size_t(len(s))}
+}
+
 func continueDecoding(filter uintptr) {
 	C.envoy_dynamic_module_callback_http_filter_continue_decoding(C.uintptr_t(filter))
 }
@@ -175,9 +220,9 @@ func envoy_dynamic_module_on_program_init() (version *C.char) {
 }
 
 //export envoy_dynamic_module_on_http_filter_config_new
-func envoy_dynamic_module_on_http_filter_config_new(p0 C.uintptr_t, name C.envoy_buffer, config C.envoy_buffer) (ptr C.uintptr_t) {
+func envoy_dynamic_module_on_http_filter_config_new(envoyConfig C.uintptr_t, name C.envoy_buffer, config C.envoy_buffer) (ptr C.uintptr_t) {
 	defer recoverPanic("config_new")
-	m, err := newModule(envoyBufferString(config))
+	m, err := newModule(uintptr(envoyConfig), envoyBufferString(config))
 	if err != nil {
 		// Envoy refuses a filter config the module returns no pointer for: at startup it
 		// exits, on a listener update it keeps the config it has.
@@ -216,6 +261,7 @@ func envoy_dynamic_module_on_http_filter_request_headers(envoy C.uintptr_t, f C.
 	defer func() {
 		if v := recover(); v != nil {
 			fl.module().panicked("request_headers", v)
+			fl.module().countPanic(uintptr(envoy))
 			internalError(uintptr(envoy))
 			status = statusStopIteration
 		}
@@ -230,6 +276,7 @@ func envoy_dynamic_module_on_http_filter_scheduled(envoy C.uintptr_t, f C.uintpt
 	defer func() {
 		if v := recover(); v != nil {
 			fl.module().panicked("scheduled", v)
+			fl.module().countPanic(uintptr(envoy))
 			internalError(uintptr(envoy))
 		}
 	}()

@@ -141,6 +141,11 @@ func (f *filter) onDestroy() {
 // its provider does not forward it, and sets the identity headers.
 func (f *filter) answer(out *extauthz.Outcome) int {
 	f.setMetadata(out.Decision)
+	decision := "deny"
+	if out.Allowed {
+		decision = "allow"
+	}
+	incrementCounter(f.envoy, f.m.decisions, decision, string(out.Reason))
 	if !out.Allowed {
 		headers, body := out.Denial()
 		hs := make([][2]string, len(headers))

@@ -35,6 +35,10 @@ type module struct {
 	logOut    *linewriter.Writer
 	stop      context.CancelFunc // ends the key sets' background refresh
 	fetchWait time.Duration      // how long an off-thread decision waits for a key refetch
+
+	// Envoy counter ids (docs/in-process.md, "Operating it"): decisions by decision and
+	// reason, and recovered panics.
+	decisions, panicsRecovered uint
 }
 
 // panics counts the panics the hooks recovered, across every filter config.
@@ -43,8 +47,16 @@ var panics atomic.Int64
 // newModule loads the filter config: the path of a jwt-authz config file, or the YAML of
 // one (a value with a newline in it). Key sets start fetching in the background; a request
 // that arrives before its keys is answered 503 keys_unavailable, as the server does.
-func newModule(filterConfig string) (*module, error) {
+func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 	cfg, err := loadConfig(filterConfig)
+	if err != nil {
+		return nil, err
+	}
+	decided, err := defineCounter(envoyConfig, "decisions", "decision", "reason")
+	if err != nil {
+		return nil, err
+	}
+	recovered, err := defineCounter(envoyConfig, "panics_recovered")
 	if err != nil {
 		return nil, err
 	}
@@ -86,12 +98,12 @@ func newModule(filterConfig string) (*module, error) {
 		stop()
 		return nil, err
 	}
-	var decisions io.Writer
+	var decisionLog io.Writer
 	if logLevel(cfg.Log.Level) <= slog.LevelInfo {
-		decisions = logOut
+		decisionLog = logOut
 	}
-	m := &module{log: log, logOut: logOut, stop: stop, fetchWait: 10 * time.Second}
-	m.srv = extauthz.NewServer(policy, extauthz.Options{Logger: log, DecisionLog: decisions, AllowSampleRate: cfg.Log.AllowSampleRate})
+	m := &module{log: log, logOut: logOut, stop: stop, fetchWait: 10 * time.Second, decisions: decided, panicsRecovered: recovered}
+	m.srv = extauthz.NewServer(policy, extauthz.Options{Logger: log, DecisionLog: decisionLog, AllowSampleRate: cfg.Log.AllowSampleRate})
 	log.Info("jwt-authz module loaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules), "abi", abiVersion)
 	return m, nil
 }
@@ -171,6 +183,15 @@ func (m *module) panicked(where string, v any) {
 		msg = msg[:200]
 	}
 	log.Error("panic recovered in the envoy module", "where", where, "panic", msg, "panics_total", n)
+}
+
+// countPanic adds a recovered panic to the Envoy counter; m may be nil.
+func (m *module) countPanic(envoy uintptr) {
+	if m == nil {
+		return
+	}
+	defer recoverPanic("count panic")
+	incrementCounter(envoy, m.panicsRecovered)
 }
 
 // internalError answers 500 after a recovered panic: never an allow.
