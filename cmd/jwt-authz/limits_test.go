@@ -68,6 +68,11 @@ func dialRawH2(t *testing.T, addr string) *rawH2 {
 	}
 	go c.read()
 	t.Cleanup(func() { c.conn.Close(); <-c.done })
+	// Flood only after the server's SETTINGS arrived: on a busy machine the writes could
+	// otherwise all go out before the reader ever runs, and the test would see no limit.
+	if !waitUntil(10*time.Second, func() bool { return c.maxStreams.Load() != -1 }) {
+		t.Fatal("no SETTINGS with SETTINGS_MAX_CONCURRENT_STREAMS from the server within 10s")
+	}
 	return c
 }
 
