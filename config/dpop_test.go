@@ -41,3 +41,18 @@ func TestDPoP(t *testing.T) {
 		}
 	}
 }
+
+// TestDPoPMetadata: a provider with dpop says so in its RFC 9728 document.
+func TestDPoPMetadata(t *testing.T) {
+	text := "http_address: 127.0.0.1:0\n" + strings.Replace(minimal, "  clock_skew: 30s", `  clock_skew: 30s
+  dpop: {required: true, algorithms: [ES256, EdDSA]}
+  resource_metadata: {resource: "https://api.example.com", serve: true}`, 1)
+	c, err := Parse([]byte(text), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := c.Providers[0].ResourceMetadata
+	if !slices.Equal(m.DPoPSigningAlgValuesSupported, []string{"ES256", "EdDSA"}) || !m.DPoPBoundAccessTokensRequired {
+		t.Errorf("resource_metadata dpop members = %v, %v; want [ES256 EdDSA], true", m.DPoPSigningAlgValuesSupported, m.DPoPBoundAccessTokensRequired)
+	}
+}
