@@ -15,8 +15,9 @@ cache="${XDG_CACHE_HOME:-$HOME/.cache}/jwt-authz"
 home="$cache/keycloak-$version"
 zip="$cache/dl/keycloak-quarkus-dist-$version.zip"
 # The build-time options the tests start Keycloak with (kc.sh start --optimized): a database
-# in memory, so concurrent test processes never share one.
-build_opts=(--db=dev-mem --health-enabled=true)
+# in memory and local caches, so concurrent test processes (idp/ and envoy/) neither share a
+# database nor look for each other to form a cluster, as the default cache stack would.
+build_opts=(--db=dev-mem --cache=local --health-enabled=true)
 marker="$home/.jwt-authz-built"
 
 if [[ -f "$marker" && "$(cat "$marker")" == "${build_opts[*]}" && -x "$home/bin/kc.sh" ]]; then

@@ -30,7 +30,7 @@ type Keycloak struct {
 }
 
 // StartKeycloak installs Keycloak if needed (install-keycloak.sh), starts it and waits until
-// it serves its master realm, which takes 20-60s on a busy 2-core machine.
+// it serves its master realm: 20-90s on a busy 2-core machine, more when two start at once.
 func StartKeycloak() (*Keycloak, error) {
 	home, err := install("install-keycloak.sh")
 	if err != nil {
@@ -70,7 +70,7 @@ func StartKeycloak() (*Keycloak, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := k.proc.waitReady(k.URL+"/realms/master/.well-known/openid-configuration", 3*time.Minute); err != nil {
+	if err := k.proc.waitReady(k.URL+"/realms/master/.well-known/openid-configuration", 5*time.Minute); err != nil {
 		k.Stop()
 		return nil, err
 	}
