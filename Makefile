@@ -1,5 +1,8 @@
 # make test   Envoy (installed on first use, see envoy/install-envoy.sh), then every test
 #             with the race detector; the end-to-end tests in envoy/ run the real Envoy;
+#             packages are compiled in parallel but tested one at a time (-p 1): the
+#             end-to-end packages pick free ports and start processes on them, and two such
+#             packages at once could take each other's ports (and share 2 cores);
 #             idp/ runs a real Keycloak, node oidc-provider and Ory Hydra (installed on first use);
 #             then the deploy/ module (Kubernetes, Helm, Istio, Envoy Gateway manifests),
 #             kept separate so the server's module carries no Kubernetes dependencies.
@@ -25,7 +28,8 @@ COMMIT ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
 test:
 	@envoy_bin="$$(envoy/install-envoy.sh)"; \
 	echo "ENVOY_BIN=$$envoy_bin"; \
-	ENVOY_BIN="$$envoy_bin" $(GO) test -race -timeout 15m $(GOTESTFLAGS) ./...
+	$(GO) test -race -count=1 -exec /bin/true ./... >/dev/null; \
+	ENVOY_BIN="$$envoy_bin" $(GO) test -race -p 1 -timeout 15m $(GOTESTFLAGS) ./...
 	cd deploy && $(GO) test -race -vet=all -timeout 10m $(GOTESTFLAGS) ./...
 
 vet:
