@@ -197,4 +197,3 @@ func (b *browser) screenshot(file string) {
 	}
 	b.t.Logf("screenshot %s (%d bytes)", file, len(png))
 }
-
