@@ -144,33 +144,33 @@ func TestModuleRefused(t *testing.T) {
 	}
 }
 
-// minimalEnvoy is a bootstrap with one listener on a port of the kernel's choosing: filter,
-// then a direct 200.
+// minimalEnvoy is a bootstrap with minimalListener.
 func minimalEnvoy(t *testing.T, filter map[string]any) []byte {
 	t.Helper()
-	root := map[string]any{
-		"static_resources": map[string]any{"listeners": []any{map[string]any{
-			"name":    "l",
-			"address": map[string]any{"socket_address": map[string]any{"address": "127.0.0.1", "port_value": 0}},
-			"filter_chains": []any{map[string]any{"filters": []any{map[string]any{
-				"name": "envoy.filters.network.http_connection_manager",
-				"typed_config": map[string]any{
-					"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-					"stat_prefix": "t",
-					"route_config": map[string]any{"virtual_hosts": []any{map[string]any{
-						"name": "v", "domains": []any{"*"},
-						"routes": []any{map[string]any{"match": map[string]any{"prefix": "/"},
-							"direct_response": map[string]any{"status": 200}}},
-					}}},
-					"http_filters": []any{filter, map[string]any{"name": "envoy.filters.http.router",
-						"typed_config": map[string]any{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}},
-				},
-			}}}},
-		}}},
-	}
 	return edited(t, []byte("{}"), ports{}, func(_ *testing.T, r map[string]any, _ ports) {
-		for k, v := range root {
-			r[k] = v
-		}
+		r["static_resources"] = map[string]any{"listeners": []any{minimalListener(filter)}}
 	})
+}
+
+// minimalListener is one listener on a port of the kernel's choosing: filter, then a direct
+// 200.
+func minimalListener(filter map[string]any) map[string]any {
+	return map[string]any{
+		"name":    "l",
+		"address": map[string]any{"socket_address": map[string]any{"address": "127.0.0.1", "port_value": 0}},
+		"filter_chains": []any{map[string]any{"filters": []any{map[string]any{
+			"name": "envoy.filters.network.http_connection_manager",
+			"typed_config": map[string]any{
+				"@type":       "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+				"stat_prefix": "t",
+				"route_config": map[string]any{"virtual_hosts": []any{map[string]any{
+					"name": "v", "domains": []any{"*"},
+					"routes": []any{map[string]any{"match": map[string]any{"prefix": "/"},
+						"direct_response": map[string]any{"status": 200}}},
+				}}},
+				"http_filters": []any{filter, map[string]any{"name": "envoy.filters.http.router",
+					"typed_config": map[string]any{"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}}},
+			},
+		}}}},
+	}
 }

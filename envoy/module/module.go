@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,10 @@ type module struct {
 // panics counts the panics the hooks recovered, across every filter config.
 var panics atomic.Int64
 
+// gcTuning starts gctune's pacing of the collector, as the server does: with Go's default
+// GOGC a small live heap is collected every few hundred requests (internal/gctune).
+var gcTuning sync.Once
+
 // newModule loads the filter config: the path of a jwt-authz config file, or the YAML of
 // one (a value with a newline in it). Key sets start fetching in the background; a request
 // that arrives before its keys is answered 503 keys_unavailable, as the server does.
@@ -60,6 +65,7 @@ func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 	if err != nil {
 		return nil, err
 	}
+	gcTuning.Do(func() { gctune.Start() }) // one Go runtime per Envoy: paced once, for good
 	logOut := linewriter.New(os.Stderr, 100*time.Millisecond)
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
 	if limit, set := gctune.SetMemoryLimit(cacheBound(cfg)); set {

@@ -1,0 +1,100 @@
+package envoy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestModuleBadReload: a listener update (LDS from a file) that brings a module filter whose
+// config does not load is refused by Envoy, which keeps serving with the module it has.
+func TestModuleBadReload(t *testing.T) {
+	envoyBinary(t)
+	t.Setenv("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", moduleLibrary(t))
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "pub.pem")
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, pub, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	good := filepath.Join(dir, "good.yaml")
+	writeFile(t, good, []byte("grpc_address: 127.0.0.1:1\nproviders:\n- name: p\n  issuer: https://issuer.test\n  audiences: [api]\n"+
+		"  algorithms: [ES256]\n  keys: [{pem_file: pub.pem}]\nrules:\n- name: all\n  match: {path_prefix: /}\n  require: {providers: [p]}\ndefault_action: deny\n"))
+	bad := filepath.Join(dir, "bad.yaml")
+	writeFile(t, bad, []byte("grpc_address: 127.0.0.1:1\nproviders: []\nrule: []\n"))
+
+	port := freePorts(t).Listener
+	lds := filepath.Join(dir, "lds.yaml")
+	writeLDS := func(version, config string) {
+		t.Helper()
+		listener := minimalListener(moduleFilter(t, config))
+		listener["@type"] = "type.googleapis.com/envoy.config.listener.v3.Listener"
+		listener["address"] = map[string]any{"socket_address": map[string]any{"address": "127.0.0.1", "port_value": port}}
+		out := edited(t, []byte("{}"), ports{}, func(_ *testing.T, r map[string]any, _ ports) {
+			r["version_info"] = version
+			r["resources"] = []any{listener}
+		})
+		tmp := lds + ".tmp"
+		writeFile(t, tmp, out)
+		if err := os.Rename(tmp, lds); err != nil { // Envoy watches for the file being moved into place
+			t.Fatal(err)
+		}
+	}
+	writeLDS("1", good)
+	admin := freePorts(t).Admin
+	boot := filepath.Join(dir, "envoy.yaml")
+	writeFile(t, boot, []byte(fmt.Sprintf(`node: {id: module-test, cluster: module-test}
+admin: {address: {socket_address: {address: 127.0.0.1, port_value: %d}}}
+dynamic_resources:
+  lds_config:
+    path_config_source: {path: %s}
+    resource_api_version: V3
+`, admin, lds)))
+	p := start(t, "envoy", envoyBinary(t), "-c", boot, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning")
+	base := fmt.Sprintf("http://127.0.0.1:%d/x", port)
+	p.waitFor(t, "the module's listener", httpStatus(base, 401))
+
+	writeLDS("2", bad)
+	stats := fmt.Sprintf("http://127.0.0.1:%d/stats?filter=listener_manager.lds.update_rejected", admin)
+	p.waitFor(t, "the bad update refused", httpOK(stats, "update_rejected: 1"))
+	for range 3 {
+		if err := httpStatus(base, 401)(); err != nil {
+			t.Errorf("after the refused update: %v", err)
+		}
+	}
+	if !strings.Contains(p.out.String(), `jwt-authz module: filter "jwt_authz": config: `+bad) {
+		t.Errorf("Envoy's output lacks the module's error for %s:\n%s", bad, p.out.String())
+	}
+}
+
+// httpStatus checks that GET url answers status.
+func httpStatus(url string, status int) func() error {
+	return func() error {
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(url)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != status {
+			return fmt.Errorf("GET %s = %d, want %d", url, resp.StatusCode, status)
+		}
+		return nil
+	}
+}
