@@ -174,6 +174,9 @@ type Provider struct {
 	// DPoP accepts (or, with required, demands) DPoP-bound tokens (RFC 9449). A token that
 	// carries cnf.jkt is held to its proof even when this is nil.
 	DPoP *DPoP `yaml:"dpop"`
+	// Introspection accepts opaque access tokens through the provider's RFC 7662
+	// introspection endpoint; off when nil.
+	Introspection *Introspection `yaml:"introspection"`
 }
 
 // Key is one source of verification keys. Exactly one of JWKSURI, JWKSFile, PEMFile,

@@ -361,6 +361,9 @@ func (c *Config) validate() error {
 		if d := p.DPoP; d != nil {
 			errs = append(errs, d.validate(at+".dpop")...)
 		}
+		if in := p.Introspection; in != nil {
+			errs = append(errs, in.validate(at+".introspection")...)
+		}
 	}
 
 	errs = append(errs, c.validateServedMetadata()...)

@@ -1,0 +1,92 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+)
+
+// Introspection accepts opaque access tokens for a provider by asking its OAuth 2.0 token
+// introspection endpoint (RFC 7662). Only a token that is not a JWT (neither three nor five
+// dot-separated segments) is introspected; off when nil.
+type Introspection struct {
+	// Endpoint is the introspection endpoint: https, or http on a loopback address.
+	Endpoint string `yaml:"endpoint"`
+	// ClientID and ClientSecretFile authenticate jwt-authz to the endpoint with HTTP Basic
+	// (client_secret_basic, RFC 6749 §2.3.1). The secret is read from the file, never
+	// written in the config.
+	ClientID         string `yaml:"client_id"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	// Timeout bounds one call to the endpoint (default 2s); past it the check fails closed
+	// with 503.
+	Timeout Duration `yaml:"timeout"`
+	// CacheFor is how long an active answer is kept (default 60s), never past its exp.
+	CacheFor Duration `yaml:"cache_for"`
+	// InactiveCacheFor is how long an inactive answer is kept (default 5s).
+	InactiveCacheFor Duration `yaml:"inactive_cache_for"`
+	// MaxResponseBytes caps the answer's body (default 65536); a larger one fails closed.
+	MaxResponseBytes int `yaml:"max_response_bytes"`
+}
+
+// Introspection defaults.
+const (
+	DefaultIntrospectionTimeout          = 2 * time.Second
+	DefaultIntrospectionCacheFor         = 60 * time.Second
+	DefaultIntrospectionInactiveCacheFor = 5 * time.Second
+	DefaultIntrospectionMaxResponseBytes = 64 << 10
+)
+
+// WithDefaults returns a copy with every unset setting at its default.
+func (in Introspection) WithDefaults() Introspection {
+	if in.Timeout == 0 {
+		in.Timeout = Duration(DefaultIntrospectionTimeout)
+	}
+	if in.CacheFor == 0 {
+		in.CacheFor = Duration(DefaultIntrospectionCacheFor)
+	}
+	if in.InactiveCacheFor == 0 {
+		in.InactiveCacheFor = Duration(DefaultIntrospectionInactiveCacheFor)
+	}
+	if in.MaxResponseBytes == 0 {
+		in.MaxResponseBytes = DefaultIntrospectionMaxResponseBytes
+	}
+	return in
+}
+
+func (in *Introspection) validate(at string) []error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if in.Endpoint == "" {
+		bad(at+".endpoint", "is required")
+	} else if u, err := url.Parse(in.Endpoint); err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
+		bad(at+".endpoint", "%q is not an absolute URL without userinfo or fragment", in.Endpoint)
+	} else if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+		bad(at+".endpoint", "%q must be https (http only on a loopback address)", in.Endpoint)
+	}
+	if in.ClientID == "" {
+		bad(at+".client_id", "is required")
+	}
+	if in.ClientSecretFile == "" {
+		bad(at+".client_secret_file", "is required")
+	}
+	for name, d := range map[string]Duration{"timeout": in.Timeout, "cache_for": in.CacheFor, "inactive_cache_for": in.InactiveCacheFor} {
+		if d < 0 {
+			bad(at+"."+name, "must not be negative")
+		}
+	}
+	if in.MaxResponseBytes < 0 {
+		bad(at+".max_response_bytes", "must not be negative")
+	}
+	return errs
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

@@ -1,0 +1,38 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestIntrospection(t *testing.T) {
+	parse := func(in string) error {
+		_, err := Parse([]byte(strings.Replace(minimal, "  clock_skew: 30s", "  clock_skew: 30s\n  introspection: "+in, 1)), t.TempDir())
+		return err
+	}
+	for _, ok := range []string{
+		`{endpoint: "https://op.example/introspect", client_id: rs, client_secret_file: s, timeout: 1s, cache_for: 30s, inactive_cache_for: 2s, max_response_bytes: 4096}`,
+		`{endpoint: "http://127.0.0.1:8080/introspect", client_id: rs, client_secret_file: s}`,
+		`{endpoint: "http://localhost/introspect", client_id: rs, client_secret_file: s}`,
+	} {
+		if err := parse(ok); err != nil {
+			t.Errorf("Parse(introspection: %s) = %v", ok, err)
+		}
+	}
+	const at = "providers[0].introspection"
+	for _, tc := range []struct{ in, want string }{
+		{`{client_id: rs, client_secret_file: s}`, at + ".endpoint"},
+		{`{endpoint: "http://op.example/introspect", client_id: rs, client_secret_file: s}`, at + ".endpoint"},
+		{`{endpoint: "https://user:pw@op.example/", client_id: rs, client_secret_file: s}`, at + ".endpoint"},
+		{`{endpoint: "/introspect", client_id: rs, client_secret_file: s}`, at + ".endpoint"},
+		{`{endpoint: "https://op.example/", client_secret_file: s}`, at + ".client_id"},
+		{`{endpoint: "https://op.example/", client_id: rs}`, at + ".client_secret_file"},
+		{`{endpoint: "https://op.example/", client_id: rs, client_secret_file: s, timeout: -1s}`, at + ".timeout"},
+		{`{endpoint: "https://op.example/", client_id: rs, client_secret_file: s, max_response_bytes: -1}`, at + ".max_response_bytes"},
+		{`{endpoint: "https://op.example/", client_id: rs, client_secret: s}`, at + ".client_secret"},
+	} {
+		if err := parse(tc.in); err == nil || !strings.Contains(err.Error(), tc.want+":") {
+			t.Errorf("Parse(introspection: %s) = %v, want an error naming %s", tc.in, err, tc.want)
+		}
+	}
+}
