@@ -399,6 +399,10 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 			p.cache.drop(k) // the key was withdrawn or replaced: verify afresh
 		}
 	}
+	if p.introspectors != nil && isOpaque(raw) {
+		id, pt, err = p.introspect(ctx, raw, accepted, now)
+		return id, pt, false, err
+	}
 	text, decrypter := raw, (*provider)(nil)
 	if p.decrypters != nil && isJWE(raw) { // a nested JWT; the cache key stays the outer token
 		if text, decrypter, err = p.decrypt(ctx, raw); err != nil {

@@ -125,6 +125,7 @@ var Reasons = []Reason{
 	ReasonUnknownDecryptionKey, ReasonDecryption, ReasonEncryptionRequired, ReasonEncryptedForOther,
 	ReasonDPoPProofMissing, ReasonDPoPProof, ReasonDPoPMismatch, ReasonDPoPStale, ReasonDPoPReplay,
 	ReasonDPoPNonce, ReasonDPoPKey, ReasonDPoPAsBearer, ReasonDPoPRequired, ReasonReplayUnavailable,
+	ReasonInactive, ReasonIntrospectionUnavailable,
 }
 
 // tokenErrors maps each token error to its reason and the RFC 6750 description sent back.
@@ -174,6 +175,8 @@ var tokenErrors = []struct {
 	{errDPoPRequired, ReasonDPoPRequired, "a DPoP-bound token is required"},
 	{errReplayUnavailable, ReasonReplayUnavailable, "DPoP replay checks are temporarily unavailable"},
 	{errKeysUnavailable, ReasonKeysUnavailable, "signing keys are temporarily unavailable"},
+	{errInactive, ReasonInactive, "the token is not active"},
+	{errIntrospectionUnavailable, ReasonIntrospectionUnavailable, "token introspection is temporarily unavailable"},
 }
 
 // denialFor turns a token error into the denial Envoy relays to the client.
@@ -184,7 +187,7 @@ func denialFor(err error) denial {
 			switch te.err {
 			case errMultipleTokens:
 				d.httpStatus, d.code = http.StatusBadRequest, "invalid_request"
-			case errKeysUnavailable:
+			case errKeysUnavailable, errIntrospectionUnavailable:
 				d.httpStatus, d.code = http.StatusServiceUnavailable, "temporarily_unavailable"
 			}
 			return d

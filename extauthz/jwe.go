@@ -50,6 +50,7 @@ type policyOptions struct {
 	decryptionKeys map[string]KeySource
 	replayStore    ReplayStore
 	nonceSecrets   [][]byte
+	introspectors  map[string]Introspector
 }
 
 // WithDecryptionKeys gives the JWE decryption keys of each provider that configures

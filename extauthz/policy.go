@@ -20,6 +20,9 @@ type Policy struct {
 	// decrypters are the providers with encryption, in config order; none: a token of
 	// five segments is malformed like any other non-JWS.
 	decrypters []*provider
+	// introspectors are the providers with introspection, in config order; none: an
+	// opaque token is malformed.
+	introspectors []*provider
 	// nonces, replayStore and seenProofs serve DPoP: server nonces (nil: off), the shared
 	// jti store (nil: seenProofs, this replica's memory).
 	nonces      *nonces
@@ -63,6 +66,8 @@ type provider struct {
 	certBinding *certBinding
 	// encryption accepts nested JWTs; nil when the provider takes only plain JWS.
 	encryption *encryption
+	// introspector asks the RFC 7662 endpoint about opaque tokens; nil: none.
+	introspector Introspector
 	// dpop is the provider's DPoP settings; nil: bearer tokens, and DPoP-bound ones held
 	// to RFC 9449 with default settings.
 	dpop              *dpopSettings
@@ -177,6 +182,12 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOpti
 			}
 			pr.encryption = newEncryption(pc.Encryption, dk)
 			p.decrypters = append(p.decrypters, pr)
+		}
+		if pc.Introspection != nil {
+			if pr.introspector = o.introspectors[pc.Name]; pr.introspector == nil {
+				return nil, fmt.Errorf("extauthz: provider %q has no introspector", pc.Name)
+			}
+			p.introspectors = append(p.introspectors, pr)
 		}
 		if len(pr.types) == 0 {
 			pr.types = config.DefaultTypes

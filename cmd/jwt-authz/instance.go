@@ -7,6 +7,7 @@ import (
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/introspect"
 	"github.com/jwt-authz/jwt-authz/keys"
 )
 
@@ -66,7 +67,19 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 		_ = set.Start(sctx) // files only: loaded by NewDecryptionSet, then watched
 		decryption[p.Name] = set
 	}
-	opts := []extauthz.PolicyOption{extauthz.WithDecryptionKeys(decryption)}
+	introspectors := map[string]extauthz.Introspector{}
+	for _, p := range cfg.Providers {
+		if p.Introspection == nil {
+			continue
+		}
+		c, err := introspect.New(*p.Introspection, cfg.Path)
+		if err != nil {
+			inst.stopExcept(prev)
+			return nil, fmt.Errorf("providers %q: introspection: %w", p.Name, err)
+		}
+		introspectors[p.Name] = c
+	}
+	opts := []extauthz.PolicyOption{extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors)}
 	dpopOpts, closeStore, err := dpopOptions(cfg)
 	if err != nil {
 		inst.stopExcept(prev)
