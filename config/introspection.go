@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -11,7 +12,9 @@ import (
 // introspection endpoint (RFC 7662). Only a token that is not a JWT (neither three nor five
 // dot-separated segments) is introspected; off when nil.
 type Introspection struct {
-	// Endpoint is the introspection endpoint: https, or http on a loopback address.
+	// Endpoint is the introspection endpoint: https, or http on a loopback address. Empty:
+	// the introspection_endpoint of the issuer's discovery document
+	// ({issuer}/.well-known/openid-configuration), fetched at first use.
 	Endpoint string `yaml:"endpoint"`
 	// ClientID and ClientSecretFile authenticate jwt-authz to the endpoint with HTTP Basic
 	// (client_secret_basic, RFC 6749 §2.3.1). The secret is read from the file, never
@@ -54,16 +57,19 @@ func (in Introspection) WithDefaults() Introspection {
 	return in
 }
 
-func (in *Introspection) validate(at string) []error {
+func (in *Introspection) validate(at, issuer string) []error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
 	}
 	if in.Endpoint == "" {
-		bad(at+".endpoint", "is required")
+		// From discovery: the issuer must be a URL the discovery document can be fetched from.
+		if u, err := url.Parse(issuer); err != nil || u.Host == "" || strings.Contains(issuer, "{") || !SecureURL(u) {
+			bad(at+".endpoint", "is required when the issuer %q is not an https URL to discover it from", issuer)
+		}
 	} else if u, err := url.Parse(in.Endpoint); err != nil || u.Host == "" || u.User != nil || u.Fragment != "" {
 		bad(at+".endpoint", "%q is not an absolute URL without userinfo or fragment", in.Endpoint)
-	} else if u.Scheme != "https" && !(u.Scheme == "http" && isLoopback(u.Hostname())) {
+	} else if !SecureURL(u) {
 		bad(at+".endpoint", "%q must be https (http only on a loopback address)", in.Endpoint)
 	}
 	if in.ClientID == "" {
@@ -81,6 +87,11 @@ func (in *Introspection) validate(at string) []error {
 		bad(at+".max_response_bytes", "must not be negative")
 	}
 	return errs
+}
+
+// SecureURL reports whether u may carry credentials: https, or http to a loopback address.
+func SecureURL(u *url.URL) bool {
+	return u.Scheme == "https" || u.Scheme == "http" && isLoopback(u.Hostname())
 }
 
 func isLoopback(host string) bool {

@@ -14,6 +14,7 @@ func TestIntrospection(t *testing.T) {
 		`{endpoint: "https://op.example/introspect", client_id: rs, client_secret_file: s, timeout: 1s, cache_for: 30s, inactive_cache_for: 2s, max_response_bytes: 4096}`,
 		`{endpoint: "http://127.0.0.1:8080/introspect", client_id: rs, client_secret_file: s}`,
 		`{endpoint: "http://localhost/introspect", client_id: rs, client_secret_file: s}`,
+		`{client_id: rs, client_secret_file: s}`, // from https://issuer.example's discovery document
 	} {
 		if err := parse(ok); err != nil {
 			t.Errorf("Parse(introspection: %s) = %v", ok, err)
@@ -21,7 +22,6 @@ func TestIntrospection(t *testing.T) {
 	}
 	const at = "providers[0].introspection"
 	for _, tc := range []struct{ in, want string }{
-		{`{client_id: rs, client_secret_file: s}`, at + ".endpoint"},
 		{`{endpoint: "http://op.example/introspect", client_id: rs, client_secret_file: s}`, at + ".endpoint"},
 		{`{endpoint: "https://user:pw@op.example/", client_id: rs, client_secret_file: s}`, at + ".endpoint"},
 		{`{endpoint: "/introspect", client_id: rs, client_secret_file: s}`, at + ".endpoint"},
@@ -33,6 +33,19 @@ func TestIntrospection(t *testing.T) {
 	} {
 		if err := parse(tc.in); err == nil || !strings.Contains(err.Error(), tc.want+":") {
 			t.Errorf("Parse(introspection: %s) = %v, want an error naming %s", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestIntrospectionDiscovery: without endpoint, the issuer must be an https URL to discover
+// it from (not a template, not plain http elsewhere than loopback).
+func TestIntrospectionDiscovery(t *testing.T) {
+	for _, issuer := range []string{"http://issuer.example", "https://login.example/{tenantid}/v2.0", "spiffe://example.org"} {
+		cfg := strings.Replace(minimal, "  issuer: https://issuer.example", "  issuer: "+issuer, 1)
+		cfg = strings.Replace(cfg, "  clock_skew: 30s", "  clock_skew: 30s\n  introspection: {client_id: rs, client_secret_file: s}", 1)
+		_, err := Parse([]byte(cfg), t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "providers[0].introspection.endpoint:") {
+			t.Errorf("issuer %s: Parse = %v, want an error naming providers[0].introspection.endpoint", issuer, err)
 		}
 	}
 }

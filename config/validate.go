@@ -362,7 +362,7 @@ func (c *Config) validate() error {
 			errs = append(errs, d.validate(at+".dpop")...)
 		}
 		if in := p.Introspection; in != nil {
-			errs = append(errs, in.validate(at+".introspection")...)
+			errs = append(errs, in.validate(at+".introspection", p.Issuer)...)
 		}
 	}
 

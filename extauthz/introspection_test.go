@@ -52,7 +52,7 @@ func introspectionPolicy(t *testing.T, endpoint string) *Policy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := introspect.New(*cfg.Providers[0].Introspection, cfg.Path)
+	c, err := introspect.New(*cfg.Providers[0].Introspection, cfg.Providers[0].Issuer, cfg.Path)
 	if err != nil {
 		t.Fatal(err)
 	}

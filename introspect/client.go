@@ -30,7 +30,8 @@ var ErrUnavailable = errors.New("introspect: endpoint unavailable")
 
 // Client asks one provider's introspection endpoint. It is safe for concurrent use.
 type Client struct {
-	endpoint    string
+	issuer      string
+	endpoint    string // "" until discovered when not configured
 	clientID    string
 	secret      string
 	http        *http.Client
@@ -55,9 +56,10 @@ type entry struct {
 // the cache is emptied (a flood of distinct tokens costs calls, never memory).
 const maxEntries = 100_000
 
-// New builds a Client from a validated config; resolvePath resolves the secret file's
+// New builds a Client from a validated config for the provider of issuer (whose discovery
+// document names the endpoint when c has none); resolvePath resolves the secret file's
 // path (config.Config.Path).
-func New(c config.Introspection, resolvePath func(string) string) (*Client, error) {
+func New(c config.Introspection, issuer string, resolvePath func(string) string) (*Client, error) {
 	c = c.WithDefaults()
 	path := resolvePath(c.ClientSecretFile)
 	b, err := os.ReadFile(path)
@@ -69,7 +71,7 @@ func New(c config.Introspection, resolvePath func(string) string) (*Client, erro
 		return nil, fmt.Errorf("introspect: client_secret_file %s is empty", path)
 	}
 	return &Client{
-		endpoint: c.Endpoint, clientID: c.ClientID, secret: secret,
+		issuer: issuer, endpoint: c.Endpoint, clientID: c.ClientID, secret: secret,
 		http: &http.Client{
 			Timeout: c.Timeout.D(),
 			// An introspection answer is never a redirect: following one could send the
@@ -137,8 +139,12 @@ func (c *Client) store(digest [sha256.Size]byte, e entry) {
 // call sends one RFC 7662 §2.1 request. The context of the first asker bounds it, and the
 // client's timeout bounds it in any case.
 func (c *Client) call(ctx context.Context, token string) (entry, error) {
+	endpoint, err := c.endpointURL(ctx)
+	if err != nil {
+		return entry{}, err
+	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
-	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, c.endpoint, strings.NewReader(form.Encode()))
+	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return entry{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}

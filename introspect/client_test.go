@@ -56,7 +56,7 @@ func newClient(t *testing.T, url string, edit func(*config.Introspection)) *Clie
 	if edit != nil {
 		edit(&c)
 	}
-	cl, err := New(c, func(p string) string { return filepath.Join(dir, p) })
+	cl, err := New(c, "https://op.example", func(p string) string { return filepath.Join(dir, p) })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,8 +218,55 @@ func TestNewSecretFile(t *testing.T) {
 	os.WriteFile(empty, []byte("\n"), 0o600)
 	for _, path := range []string{filepath.Join(dir, "missing"), empty} {
 		c := config.Introspection{Endpoint: "https://op.example/introspect", ClientID: "rs", ClientSecretFile: path}
-		if _, err := New(c, func(p string) string { return p }); err == nil {
+		if _, err := New(c, "https://op.example", func(p string) string { return p }); err == nil {
 			t.Errorf("%s: no error", path)
 		}
+	}
+}
+
+// TestIntrospectDiscovery: without an endpoint, the issuer's discovery document names it;
+// a document for another issuer or a plain-http endpoint elsewhere is refused, and a
+// failed discovery is retried by the next check.
+func TestIntrospectDiscovery(t *testing.T) {
+	var doc atomic.Value
+	var introspections atomic.Int64
+	mux := http.NewServeMux()
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	mux.HandleFunc("/.well-known/openid-configuration", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, doc.Load().(string))
+	})
+	mux.HandleFunc("/introspect", func(w http.ResponseWriter, r *http.Request) {
+		introspections.Add(1)
+		if id, secret, ok := r.BasicAuth(); !ok || id != "rs" || secret != "pw" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		jsonAnswer(`{"active":true}`)(w, "")
+	})
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "secret"), []byte("pw"), 0o600)
+	c, err := New(config.Introspection{ClientID: "rs", ClientSecretFile: "secret"}, srv.URL, func(p string) string { return filepath.Join(dir, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, bad := range []string{
+		`{"issuer":"https://other.example","introspection_endpoint":"` + srv.URL + `/introspect"}`,
+		`{"issuer":"` + srv.URL + `","introspection_endpoint":"http://op.example/introspect"}`,
+		`{"issuer":"` + srv.URL + `"}`,
+		`not json`,
+	} {
+		doc.Store(bad)
+		if _, _, err := c.Introspect(context.Background(), fmt.Sprint("tok", i)); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("discovery document %s: err = %v, want ErrUnavailable", bad, err)
+		}
+	}
+	if n := introspections.Load(); n != 0 {
+		t.Fatalf("%d introspection calls before a good discovery document", n)
+	}
+	doc.Store(`{"issuer":"` + srv.URL + `","introspection_endpoint":"` + srv.URL + `/introspect"}`)
+	if active, _, err := c.Introspect(context.Background(), "tok"); err != nil || !active {
+		t.Fatalf("after discovery: active=%v err=%v", active, err)
 	}
 }

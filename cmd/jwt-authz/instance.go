@@ -72,7 +72,7 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 		if p.Introspection == nil {
 			continue
 		}
-		c, err := introspect.New(*p.Introspection, cfg.Path)
+		c, err := introspect.New(*p.Introspection, p.Issuer, cfg.Path)
 		if err != nil {
 			inst.stopExcept(prev)
 			return nil, fmt.Errorf("providers %q: introspection: %w", p.Name, err)
