@@ -1,0 +1,94 @@
+package main
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// TestServeIntrospection: the binary, from a config file with introspection and a secret
+// file, answers opaque tokens over real gRPC from a real introspection endpoint, fails
+// closed when the endpoint goes away, and logs neither the tokens nor the secret.
+func TestServeIntrospection(t *testing.T) {
+	const secret = "intro-secret-value-7f3a"
+	const goodToken, inactiveToken, lateToken = "opaque-good-2b9c41d7", "opaque-inactive-51e0aa3c", "opaque-late-93d1c0b2"
+	introspection := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, s, ok := r.BasicAuth(); !ok || id != "jwt-authz" || s != secret {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if r.PostFormValue("token") == goodToken {
+			fmt.Fprintf(w, `{"active":true,"iss":"https://issuer.test","sub":"alice","aud":"api","exp":%d}`, time.Now().Add(time.Hour).Unix())
+			return
+		}
+		fmt.Fprint(w, `{"active":false}`)
+	}))
+	defer introspection.Close()
+	idp := newIdP(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "introspection.secret"), secret+"\n")
+	cfg := strings.Replace(validConfig(idp.srv.URL, "/api"), "    claims_to_headers: {sub: x-jwt-sub}\n",
+		"    claims_to_headers: {sub: x-jwt-sub}\n    introspection:\n      endpoint: "+introspection.URL+
+			"\n      client_id: jwt-authz\n      client_secret_file: introspection.secret\n      timeout: 1s\n", 1)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfgPath, cfg)
+	srv := startServer(t, cfgPath)
+	waitReady(t, srv.httpURL)
+	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	authz := authv3.NewAuthorizationClient(conn)
+
+	if code := checkCode(t, authz, "/api/things", goodToken); code != 0 {
+		t.Errorf("active opaque token: status %d, want 0", code)
+	}
+	if code := checkCode(t, authz, "/api/things", idp.sign(t, map[string]any{"sub": "bob"})); code != 0 {
+		t.Errorf("a JWT of the same provider: status %d, want 0", code)
+	}
+	if code := checkCode(t, authz, "/api/things", inactiveToken); code != 16 {
+		t.Errorf("inactive opaque token: status %d, want 16", code)
+	}
+	introspection.Close()
+	if code := checkCode(t, authz, "/api/things", lateToken); code != 14 {
+		t.Errorf("introspection endpoint down: status %d, want 14 (503)", code)
+	}
+	if code := checkCode(t, authz, "/api/things", goodToken); code != 0 {
+		t.Errorf("active opaque token, cached while the endpoint is down: status %d, want 0", code)
+	}
+	metrics := get(t, srv.httpURL+"/metrics")
+	for _, want := range []string{
+		`reason="token_inactive"} 1`,
+		`reason="introspection_unavailable"} 1`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	var logs string
+	// The decision lines reach the log after the answers: wait for the last one.
+	waitUntil(10*time.Second, func() bool {
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		logs = strings.Join(srv.logs, "\n")
+		return strings.Count(logs, `"msg":"decision"`) >= 5
+	})
+	for _, never := range []string{secret, goodToken, inactiveToken, lateToken} {
+		if strings.Contains(logs, never) {
+			t.Errorf("the log contains %q", never)
+		}
+	}
+	if !strings.Contains(logs, "introspection_unavailable") {
+		t.Errorf("the log does not record the 503's reason:\n%s", logs)
+	}
+}
