@@ -45,6 +45,13 @@ func WithIntrospectors(in map[string]Introspector) PolicyOption {
 	return func(o *policyOptions) { o.introspectors = in }
 }
 
+// noIntrospector stands in for a provider's Introspector where the face was given none.
+type noIntrospector struct{}
+
+func (noIntrospector) Introspect(context.Context, string) (bool, []byte, error) {
+	return false, nil, errors.New("no introspection client in this face")
+}
+
 // introspectedKey stands in for the signing key of an introspected identity: its token
 // was vouched for by the endpoint, not signed by a key.
 var introspectedKey = &jose.JSONWebKey{}

@@ -167,3 +167,15 @@ func TestIntrospectionOff(t *testing.T) {
 		t.Errorf("got %s, want %s", d.Reason, ReasonMalformedToken)
 	}
 }
+
+// TestIntrospectionWithoutClient: a face that builds the Policy without introspectors
+// (-explain, -test, the in-process module) answers opaque tokens of an introspecting
+// provider 503, never as if introspection were off and never an allow.
+func TestIntrospectionWithoutClient(t *testing.T) {
+	p := newPolicy(t, fmt.Sprintf(introspectionConfig, "https://op.example/introspect"),
+		map[string]KeySource{"op": newFakeKeys("k1"), "jwt": newFakeKeys("k1")})
+	_, d := check(t, p, envoyRequest{headers: bearer("opaque-token")}.proto())
+	if d.Reason != ReasonIntrospectionUnavailable || d.HTTPStatus != 503 {
+		t.Errorf("got %s %d, want %s 503", d.Reason, d.HTTPStatus, ReasonIntrospectionUnavailable)
+	}
+}

@@ -185,7 +185,9 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOpti
 		}
 		if pc.Introspection != nil {
 			if pr.introspector = o.introspectors[pc.Name]; pr.introspector == nil {
-				return nil, fmt.Errorf("extauthz: provider %q has no introspector", pc.Name)
+				// A face that cannot introspect (-explain, -test, the in-process module)
+				// answers opaque tokens 503, never as if introspection were off.
+				pr.introspector = noIntrospector{}
 			}
 			p.introspectors = append(p.introspectors, pr)
 		}
