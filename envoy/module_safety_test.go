@@ -174,3 +174,35 @@ func minimalListener(filter map[string]any) map[string]any {
 		}}}},
 	}
 }
+
+// TestModulePanic: a Go panic inside a hook never reaches Envoy (it would abort the whole
+// proxy). A library built with the jwtauthz_paniccheck tag panics on a marked request; the
+// hook's recovery answers 500, counts it, and Envoy goes on serving the next requests.
+func TestModulePanic(t *testing.T) {
+	envoyBinary(t)
+	lib := filepath.Join(t.TempDir(), "paniccheck")
+	cmd := exec.Command("go", "build", "-buildvcs=false", "-buildmode=c-shared", "-tags", "jwtauthz_paniccheck",
+		"-o", filepath.Join(lib, "lib"+moduleName+".so"), "./envoy/module")
+	cmd.Dir = repoRoot
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go build the module with -tags jwtauthz_paniccheck: %v\n%s", err, out)
+	}
+	t.Setenv("ENVOY_DYNAMIC_MODULES_SEARCH_PATH", lib)
+	s := startStack(t, stackOptions{module: true})
+	bearer := http.Header{"Authorization": {"Bearer " + mint(t, s.key, s.kid(t), s.claims())}}
+
+	s.do(t, "GET", "/api/things", bearer, "").upstream(t, 200)
+	for range 3 {
+		h := bearer.Clone()
+		h.Set("X-Jwt-Authz-Test-Panic", "1")
+		if r := s.do(t, "GET", "/api/things", h, ""); r.status != 500 {
+			t.Errorf("GET /api/things (a panic in the hook) = %d %s, want 500", r.status, clip(r.body))
+		}
+	}
+	if n := envoyCounter(t, s, "dynamicmodulescustom.panics_recovered"); n != 3 {
+		t.Errorf("Envoy counter dynamicmodulescustom.panics_recovered = %d, want 3\n%s", n, envoyStats(t, s, "dynamicmodulescustom"))
+	}
+	// Envoy is still up and the module still decides.
+	s.do(t, "GET", "/api/things", bearer, "").upstream(t, 200)
+	s.do(t, "GET", "/api/things", nil, "").challenge(t, 401, "")
+}

@@ -65,6 +65,9 @@ func (k noWaitKeys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, b
 // the worker thread through the scheduler (onScheduled).
 func (f *filter) onRequestHeaders() int {
 	req := requestView(requestHeaders(f.envoy))
+	if testPanic != nil {
+		testPanic(req)
+	}
 	attempt := &inlineAttempt{}
 	ctx := context.WithValue(context.Background(), inlineKey{}, attempt)
 	start := time.Now()
@@ -79,6 +82,10 @@ func (f *filter) onRequestHeaders() int {
 	go f.decideOffThread(req)
 	return statusStopIteration
 }
+
+// testPanic is nil in every library but the one TestModulePanic builds with the tag
+// jwtauthz_paniccheck (paniccheck.go), where it panics on a marked request.
+var testPanic func(*extauthz.Request)
 
 // decideOffThread runs on its own goroutine: never on Envoy's thread, never touching the
 // stream except through the scheduler, which Envoy drops if the stream is gone by then.
