@@ -121,6 +121,15 @@ func (p *Policy) explainRule(ctx context.Context, e *explainer, r *request, ru *
 		return
 	}
 	e.say("  credential: found in %s (%d bytes; not shown)", src, len(raw))
+	if p.decrypters != nil && isJWE(raw) {
+		inner, decrypter, err := p.decrypt(ctx, raw)
+		if err != nil {
+			e.say("  JWE: %v", err)
+			return
+		}
+		e.say("  JWE: decrypted with a key of provider %q; the inner token follows", decrypter.name)
+		raw = inner
+	}
 	pt, err := parseToken(raw)
 	if err != nil {
 		e.say("  token: %v", err)

@@ -83,7 +83,11 @@ func explain(ctx context.Context, cfg *config.Config, er explainRequest, stdin i
 			return fmt.Errorf("providers %q: %w", p.Name, err)
 		}
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources)
+	decryption, err := decryptionKeys(cfg)
+	if err != nil {
+		return err
+	}
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
 	if err != nil {
 		return err
 	}
@@ -142,4 +146,21 @@ func readToken(name string, stdin io.Reader) (string, error) {
 		return "", errors.New("-token: empty")
 	}
 	return token, nil
+}
+
+// decryptionKeys loads the JWE decryption keys of the providers that configure encryption.
+// They are files only, so -explain and -test read nested tokens offline, as the server does.
+func decryptionKeys(cfg *config.Config) (map[string]extauthz.KeySource, error) {
+	out := map[string]extauthz.KeySource{}
+	for _, p := range cfg.Providers {
+		if p.Encryption == nil {
+			continue
+		}
+		set, err := keys.NewDecryptionSet(p.Name, p.Encryption.Keys, cfg.Path, keys.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("providers %q: encryption: %w", p.Name, err)
+		}
+		out[p.Name] = set
+	}
+	return out, nil
 }

@@ -142,7 +142,11 @@ func runTestFile(ctx context.Context, path string, out io.Writer) (passed, faile
 		}
 		sources[p.Name] = ks
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources)
+	decryption, err := decryptionKeys(cfg)
+	if err != nil {
+		return 0, 0, err
+	}
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
 	if err != nil {
 		return 0, 0, err
 	}
