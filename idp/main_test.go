@@ -217,19 +217,40 @@ func (d decision) denied(status int, reason string) bool {
 // check asks jwt-authz about GET path with token as a bearer credential.
 func (a *authz) check(t *testing.T, path, token string) decision {
 	t.Helper()
-	headers := map[string]string{":path": path, ":method": "GET", ":authority": "api.example.com"}
+	r := request{path: path}
 	if token != "" {
-		headers["authorization"] = "Bearer " + token
+		r.headers = map[string]string{"authorization": "Bearer " + token}
+	}
+	return a.ask(t, r)
+}
+
+// request is a request for ask: GET unless method is set, to api.example.com.
+type request struct {
+	method, path string
+	headers      map[string]string // besides the pseudo-headers
+	peerCert     string            // the client certificate Envoy saw, URL-encoded PEM
+}
+
+// ask asks jwt-authz about r, as Envoy's ext_authz filter would.
+func (a *authz) ask(t *testing.T, r request) decision {
+	t.Helper()
+	if r.method == "" {
+		r.method = "GET"
+	}
+	headers := map[string]string{":path": r.path, ":method": r.method, ":authority": "api.example.com"}
+	for k, v := range r.headers {
+		headers[k] = v
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	resp, err := a.client.Check(ctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source: &authv3.AttributeContext_Peer{Certificate: r.peerCert},
 		Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{
-			Method: "GET", Path: path, Host: "api.example.com", Headers: headers,
+			Method: r.method, Path: r.path, Host: "api.example.com", Headers: headers,
 		}},
 	}})
 	if err != nil {
-		t.Fatalf("Check(GET %s): RPC error %v", path, err)
+		t.Fatalf("Check(%s %s): RPC error %v", r.method, r.path, err)
 	}
 	d := decision{code: resp.GetStatus().GetCode(), http: http.StatusOK, headers: map[string]string{}}
 	if ok := resp.GetOkResponse(); ok != nil {

@@ -1,10 +1,15 @@
 package idp
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +21,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/go-jose/go-jose/v4"
 )
 
 // OIDCProvider is a node oidc-provider server started by StartOIDCProvider
@@ -25,6 +32,14 @@ type OIDCProvider struct {
 	URL string
 	// Version is the oidc-provider package's version ("9.13.3").
 	Version string
+	// EncryptionRSA and EncryptionEC are the private keys of the resource servers
+	// EncryptedRSAResource and EncryptedECResource, whose access tokens oidc-provider
+	// encrypts to their public halves.
+	EncryptionRSA *rsa.PrivateKey
+	EncryptionEC  *ecdsa.PrivateKey
+	// IntrospectionKey is the private key of the client rs-jwt.example.com, which
+	// authenticates with private_key_jwt (ES256, kid "rs-jwt-1").
+	IntrospectionKey *ecdsa.PrivateKey
 
 	proc   *process
 	client *http.Client
@@ -33,6 +48,14 @@ type OIDCProvider struct {
 // Resource is the resource indicator (and so the aud) of the access tokens provider.mjs
 // issues.
 const Resource = "https://api.example.com"
+
+// The further resources of provider.mjs: opaque access tokens, and nested JWTs encrypted
+// with RSA-OAEP-256 and A256GCM, or ECDH-ES and A128CBC-HS256.
+const (
+	OpaqueResource       = "https://opaque.example.com"
+	EncryptedRSAResource = "https://enc-rsa.example.com"
+	EncryptedECResource  = "https://enc-ec.example.com"
+)
 
 // redirectURI is web-app's registered redirect URI; nothing listens there: Login stops at
 // the redirect and reads the code from it.
@@ -90,7 +113,12 @@ func StartOIDCProvider() (*OIDCProvider, error) {
 				return nil
 			}},
 	}
-	o.proc, err = startProcess("oidc-provider", []string{"PORT=" + strconv.Itoa(port), "NODE_ENV=production"},
+	env, err := o.generateKeys()
+	if err != nil {
+		os.RemoveAll(run)
+		return nil, err
+	}
+	o.proc, err = startProcess("oidc-provider", append(env, "PORT="+strconv.Itoa(port), "NODE_ENV=production"),
 		node, filepath.Join(run, "provider.mjs"))
 	if err != nil {
 		os.RemoveAll(run)
@@ -104,6 +132,40 @@ func StartOIDCProvider() (*OIDCProvider, error) {
 	return o, nil
 }
 
+// generateKeys makes the resource servers' and rs-jwt's keys and returns the environment
+// that hands their public halves to provider.mjs.
+func (o *OIDCProvider) generateKeys() ([]string, error) {
+	var err error
+	if o.EncryptionRSA, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
+		return nil, err
+	}
+	if o.EncryptionEC, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, err
+	}
+	if o.IntrospectionKey, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
+		return nil, err
+	}
+	publicPEM := func(pub any) (string, error) {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), err
+	}
+	rsaPEM, err := publicPEM(&o.EncryptionRSA.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	ecPEM, err := publicPEM(&o.EncryptionEC.PublicKey)
+	if err != nil {
+		return nil, err
+	}
+	jwks, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{
+		{Key: &o.IntrospectionKey.PublicKey, KeyID: "rs-jwt-1", Algorithm: "ES256", Use: "sig"},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	return []string{"ENC_RSA_PUBLIC=" + rsaPEM, "ENC_EC_PUBLIC=" + ecPEM, "RS_JWT_JWKS=" + string(jwks)}, nil
+}
+
 // Stop ends the server.
 func (o *OIDCProvider) Stop() { o.proc.stop() }
 
@@ -112,13 +174,38 @@ func (o *OIDCProvider) Log() string { return o.proc.out.tail() }
 
 // ClientCredentials asks for an access token for Resource with the client-credentials grant.
 func (o *OIDCProvider) ClientCredentials(clientID, secret, scope string) (Tokens, error) {
-	var tok Tokens
-	err := postForm(o.client, o.URL+"/token", url.Values{
+	return o.ClientCredentialsFor(Resource, clientID, secret, scope, nil)
+}
+
+// ClientCredentialsFor asks for an access token for resource with the client-credentials
+// grant, sending header too (a DPoP proof, a client certificate in x-client-cert).
+func (o *OIDCProvider) ClientCredentialsFor(resource, clientID, secret, scope string, header http.Header) (Tokens, error) {
+	form := url.Values{
 		"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {secret},
-		"scope": {scope}, "resource": {Resource},
-	}, &tok)
+		"scope": {scope}, "resource": {resource},
+	}
+	req, err := http.NewRequest("POST", o.URL+"/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return Tokens{}, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	var tok Tokens
+	err = doJSON(o.client, req, &tok)
 	return tok, err
 }
+
+// Revoke revokes token at the revocation endpoint (RFC 7009) as the client it was issued to.
+func (o *OIDCProvider) Revoke(clientID, secret, token string) error {
+	return postForm(o.client, o.URL+"/token/revocation", url.Values{
+		"token": {token}, "client_id": {clientID}, "client_secret": {secret},
+	}, nil)
+}
+
+// TokenEndpoint is the URL of the token endpoint, the htu of a DPoP proof for it.
+func (o *OIDCProvider) TokenEndpoint() string { return o.URL + "/token" }
 
 // Login signs account in through the authorization-code flow of the confidential client
 // web-app (PKCE S256; nonce when not empty), as a browser would through oidc-provider's development
