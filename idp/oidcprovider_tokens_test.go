@@ -49,8 +49,16 @@ rules:
 func TestOIDCProviderOpaque(t *testing.T) {
 	op := startedOIDCProvider(t)
 	const rsSecret = "rs.example.com-secret"
+	var a *authz
+	var read string
+	// Registered before startAuthz, so run after jwt-authz has exited: its log is complete.
+	t.Cleanup(func() {
+		if read != "" && strings.Contains(a.out.String(), read) || strings.Contains(a.out.String(), rsSecret) {
+			t.Errorf("jwt-authz's log holds the token or the introspection secret")
+		}
+	})
 	// cache_for 1ms: an active answer is asked again at the next check, so a revocation shows.
-	a := startAuthz(t, opaqueConfig(op, fmt.Sprintf("client_id: rs.example.com, client_secret_file: %s, cache_for: 1ms",
+	a = startAuthz(t, opaqueConfig(op, fmt.Sprintf("client_id: rs.example.com, client_secret_file: %s, cache_for: 1ms",
 		writeFile(t, "secret", rsSecret+"\n"))))
 	a.waitReady(t)
 
@@ -68,7 +76,7 @@ func TestOIDCProviderOpaque(t *testing.T) {
 	token := func(t *testing.T, scope string) string { t.Helper(); return tokens(t, scope).AccessToken }
 
 	first := tokens(t, "read")
-	read := first.AccessToken
+	read = first.AccessToken
 	t.Logf("oidc-provider opaque access token: %d characters, token_type %s", len(read), first.TokenType)
 	d := a.check(t, "/api/things", read)
 	if d.code != 0 {
@@ -120,8 +128,4 @@ func TestOIDCProviderOpaque(t *testing.T) {
 			t.Errorf("Check(introspection with a wrong secret) = %v, want 503 introspection_unavailable", d)
 		}
 	})
-
-	if strings.Contains(a.out.String(), read) || strings.Contains(a.out.String(), rsSecret) {
-		t.Errorf("jwt-authz's log holds the token or the introspection secret")
-	}
 }
