@@ -102,10 +102,12 @@ func (p *Policy) decrypt(ctx context.Context, raw string) (string, *provider, er
 	if alg == "" || enc == "" {
 		return "", nil, fmt.Errorf("%w: JWE alg or enc missing", errMalformed)
 	}
-	// RFC 7519 §5.2: a nested JWT says cty JWT; the plaintext must be a JWS either way.
+	// RFC 7519 §5.2: a nested JWT says cty JWT; oidc-provider says at+jwt (RFC 9068's type)
+	// for its access tokens. The plaintext must be a JWS either way.
 	if v, ok := header["cty"]; ok {
-		if cty, _ := v.(string); !strings.EqualFold(cty, "JWT") {
-			return "", nil, fmt.Errorf("%w: JWE cty is not JWT", errType)
+		cty, _ := v.(string)
+		if t := strings.TrimPrefix(strings.ToLower(cty), "application/"); t != "jwt" && t != "at+jwt" {
+			return "", nil, fmt.Errorf("%w: JWE cty is neither JWT nor at+jwt", errType)
 		}
 	}
 	kid := ""
