@@ -313,7 +313,7 @@ func payload(t *testing.T, tok string) map[string]any { return segment(t, tok, 1
 func segment(t *testing.T, tok string, i int) map[string]any {
 	t.Helper()
 	parts := strings.Split(tok, ".")
-	if len(parts) != 3 {
+	if len(parts) != 3 && (i != 0 || len(parts) != 5) { // a JWE's header is its first of 5
 		t.Fatalf("token has %d segments, want 3", len(parts))
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(parts[i])

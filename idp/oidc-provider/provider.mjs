@@ -17,7 +17,7 @@
 //                                PEM, as a TLS-terminating proxy in front would set it);
 //   rs.example.com               the resource server introspecting with client_secret_basic;
 //   rs-jwt.example.com           the same with private_key_jwt, its keys RS_JWT_JWKS.
-import { createPublicKey, generateKeyPairSync } from 'node:crypto';
+import { X509Certificate, createPublicKey, generateKeyPairSync } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
 
 const port = Number(process.env.PORT);
@@ -91,7 +91,7 @@ const provider = new Provider(issuer, {
       certificateBoundAccessTokens: true,
       getCertificate(ctx) {
         const pem = ctx.get('x-client-cert');
-        return pem ? decodeURIComponent(pem) : undefined;
+        return pem ? new X509Certificate(decodeURIComponent(pem)) : undefined;
       },
     },
     resourceIndicators: {
