@@ -65,9 +65,17 @@ dynamic_resources:
     path_config_source: {path: %s}
     resource_api_version: V3
 `, admin, lds)))
+	t.Setenv("GOMAXPROCS", "") // unset: the module chooses
 	p := start(t, "envoy", envoyBinary(t), "-c", boot, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning")
 	base := fmt.Sprintf("http://127.0.0.1:%d/x", port)
 	p.waitFor(t, "the module's listener", httpStatus(base, 401))
+	// The module asks Envoy for its worker count (get_concurrency) and keeps a Go P more
+	// than that, so that a worker never waits for one (envoy/module/procs.go).
+	if want := `"envoy_workers":1,"gomaxprocs":`; !strings.Contains(p.out.String(), want) {
+		t.Errorf("Envoy's output lacks %s in the module's loaded line:\n%s", want, p.out.String())
+	} else if n := p.out.String()[strings.Index(p.out.String(), want)+len(want)]; n < '2' || n > '9' {
+		t.Errorf("gomaxprocs with one Envoy worker starts with %q, want at least 2:\n%s", n, p.out.String())
+	}
 
 	writeLDS("2", bad)
 	stats := fmt.Sprintf("http://127.0.0.1:%d/stats?filter=listener_manager.lds.update_rejected", admin)

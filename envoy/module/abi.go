@@ -38,6 +38,8 @@ uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filt
 void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
 void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler);
 void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter);
+// The server's --concurrency: its number of worker threads. Main thread only.
+uint32_t envoy_dynamic_module_callback_get_concurrency(void);
 // Returns envoy_dynamic_module_type_metrics_result: 0 is Success. Counters are defined on
 // the main thread, in the config hook; their labels are Envoy stat tags.
 int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t config, module_buffer name,
@@ -194,6 +196,12 @@ func cBuffer(s string) C.module_buffer {
 		p, _ = cStrings.LoadOrStore(s, C.CString(s))
 	}
 	return C.module_buffer{ptr: p.(*C.char), length: C.size_t(len(s))}
+}
+
+// envoyWorkers is Envoy's number of worker threads; call it on the main thread only (the
+// config hook).
+func envoyWorkers() int {
+	return int(C.envoy_dynamic_module_callback_get_concurrency())
 }
 
 func continueDecoding(filter uintptr) {

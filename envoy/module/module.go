@@ -66,6 +66,8 @@ func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 		return nil, err
 	}
 	gcTuning.Do(func() { gctune.Start() }) // one Go runtime per Envoy: paced once, for good
+	workers := envoyWorkers()
+	procs := ensureProcs(workers)
 	logOut := linewriter.New(os.Stderr, 100*time.Millisecond)
 	log := slog.New(slog.NewJSONHandler(logOut, &slog.HandlerOptions{Level: logLevel(cfg.Log.Level)}))
 	if limit, set := gctune.SetMemoryLimit(cacheBound(cfg)); set {
@@ -110,7 +112,8 @@ func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 	}
 	m := &module{log: log, logOut: logOut, stop: stop, fetchWait: 10 * time.Second, decisions: decided, panicsRecovered: recovered}
 	m.srv = extauthz.NewServer(policy, extauthz.Options{Logger: log, DecisionLog: decisionLog, AllowSampleRate: cfg.Log.AllowSampleRate})
-	log.Info("jwt-authz module loaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules), "abi", abiVersion)
+	log.Info("jwt-authz module loaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules), "abi", abiVersion,
+		"envoy_workers", workers, "gomaxprocs", procs)
 	return m, nil
 }
 
