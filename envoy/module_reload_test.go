@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -70,12 +71,24 @@ dynamic_resources:
 	base := fmt.Sprintf("http://127.0.0.1:%d/x", port)
 	p.waitFor(t, "the module's listener", httpStatus(base, 401))
 	// The module asks Envoy for its worker count (get_concurrency) and keeps a Go P more
-	// than that, so that a worker never waits for one (envoy/module/procs.go).
-	if want := `"envoy_workers":1,"gomaxprocs":`; !strings.Contains(p.out.String(), want) {
-		t.Errorf("Envoy's output lacks %s in the module's loaded line:\n%s", want, p.out.String())
-	} else if n := p.out.String()[strings.Index(p.out.String(), want)+len(want)]; n < '2' || n > '9' {
-		t.Errorf("gomaxprocs with one Envoy worker starts with %q, want at least 2:\n%s", n, p.out.String())
-	}
+	// than that, so that a worker never waits for one (envoy/module/procs.go). Its log
+	// lines reach Envoy's output within 100 ms (linewriter).
+	p.waitFor(t, "the module's loaded line", func() error {
+		const want = `"envoy_workers":1,"gomaxprocs":`
+		out := p.out.String()
+		i := strings.Index(out, want)
+		if i < 0 {
+			return fmt.Errorf("no %s in Envoy's output yet", want)
+		}
+		digits := out[i+len(want):]
+		if j := strings.IndexFunc(digits, func(r rune) bool { return r < '0' || r > '9' }); j >= 0 {
+			digits = digits[:j]
+		}
+		if n, err := strconv.Atoi(digits); err != nil || n < 2 {
+			return fmt.Errorf("gomaxprocs %q with one Envoy worker, want at least 2", digits)
+		}
+		return nil
+	})
 
 	writeLDS("2", bad)
 	stats := fmt.Sprintf("http://127.0.0.1:%d/stats?filter=listener_manager.lds.update_rejected", admin)
