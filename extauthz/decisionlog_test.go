@@ -120,3 +120,40 @@ func BenchmarkDecisionLog(b *testing.B) {
 		}
 	})
 }
+
+// FuzzDecisionTime: the cached second's text gives what time.RFC3339Nano gives, in any zone,
+// for whole seconds and for every fraction, one second after another.
+func FuzzDecisionTime(f *testing.F) {
+	f.Add(int64(1796400000), int64(0), 0)
+	f.Add(int64(1796400000), int64(123456789), 3600)
+	f.Add(int64(1796400059), int64(100), -34200)
+	f.Add(int64(-62135596800), int64(5), 0) // year 1
+	f.Add(int64(253402300800), int64(5), 0) // year 10000
+	f.Fuzz(func(t *testing.T, sec, nsec int64, offset int) {
+		zones := []*time.Location{time.UTC, time.Local, time.FixedZone("fuzz", offset%(24*3600))}
+		for _, loc := range zones {
+			for _, at := range []time.Time{time.Unix(sec, nsec).In(loc), time.Unix(sec, nsec+1).In(loc), time.Unix(sec+1, 0).In(loc)} {
+				if got, want := string(appendTime(nil, at)), at.Format(time.RFC3339Nano); got != want {
+					t.Fatalf("appendTime(%v) = %q, want %q", at, got, want)
+				}
+			}
+		}
+	})
+}
+
+// FuzzPlainPrefix: the word-at-a-time scan stops exactly where a byte-at-a-time one does.
+func FuzzPlainPrefix(f *testing.F) {
+	f.Add("https://issuer.example/realms/a")
+	f.Add("0123456\"89abcdef")
+	f.Add("01234567\\9abcdef\x00")
+	f.Add("abcdefg\x1fhij\x7f~ é")
+	f.Fuzz(func(t *testing.T, s string) {
+		want := 0
+		for want < len(s) && s[want] >= 0x20 && s[want] < 0x80 && s[want] != '"' && s[want] != '\\' {
+			want++
+		}
+		if got := plainPrefix(s); got != want {
+			t.Fatalf("plainPrefix(%q) = %d, want %d", s, got, want)
+		}
+	})
+}

@@ -159,7 +159,7 @@ func (s *Server) Refuse(ctx context.Context, front Front, reason Reason, method,
 	if s.tracing.Tracer != nil {
 		ctx, _ = s.startSpan(ctx, front, nil)
 	}
-	s.record(ctx, d, 0)
+	s.record(ctx, d, time.Now(), 0)
 	return &Outcome{Decision: d, p: s.policy.Load(), o: outcome{reason: dn.reason, denial: dn}}
 }
 
@@ -181,12 +181,12 @@ func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Ou
 			dn := denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError, code: "server_error", desc: "internal error"}
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: front}
 			out = &Outcome{Decision: d, p: p, o: outcome{reason: ReasonInternal, denial: dn}}
-			s.record(ctx, d, time.Since(start))
+			s.recordSince(ctx, d, start)
 		}
 	}()
 	out = p.Decide(ctx, req, s.now())
 	out.Front = front
-	s.record(ctx, out.Decision, time.Since(start))
+	s.recordSince(ctx, out.Decision, start)
 	return out
 }
 
@@ -196,15 +196,22 @@ func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Ou
 // and decides again off the thread with Decide, so each request is recorded once.
 func (s *Server) Record(ctx context.Context, front Front, out *Outcome, elapsed time.Duration) {
 	out.Front = front
-	s.record(ctx, out.Decision, elapsed)
+	s.record(ctx, out.Decision, time.Now(), elapsed)
 }
 
-// record observes and logs one decision, and ends its span.
-func (s *Server) record(ctx context.Context, d Decision, elapsed time.Duration) {
+// recordSince records a decision that started at start and ends now; the one clock read
+// gives both the duration and the log line's time.
+func (s *Server) recordSince(ctx context.Context, d Decision, start time.Time) {
+	end := time.Now()
+	s.record(ctx, d, end, end.Sub(start))
+}
+
+// record observes and logs one decision made at time at, and ends its span.
+func (s *Server) record(ctx context.Context, d Decision, at time.Time, elapsed time.Duration) {
 	if s.observe != nil {
 		s.observe(d, elapsed)
 	}
-	s.logDecision(ctx, d, elapsed)
+	s.logDecision(ctx, d, at, elapsed)
 	if s.tracing.Tracer != nil {
 		endSpan(ctx, d)
 	}

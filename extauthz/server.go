@@ -102,12 +102,12 @@ func (s *Server) AppendCheck(dst []byte, ctx context.Context, in []byte) (out []
 			d := Decision{Reason: ReasonInternal, HTTPStatus: http.StatusInternalServerError, Front: FrontGRPC}
 			out = p.appendDeny(dst, denial{reason: ReasonInternal, httpStatus: http.StatusInternalServerError,
 				code: "server_error", desc: "internal error"}, outcome{}, d)
-			s.record(ctx, d, time.Since(start))
+			s.recordSince(ctx, d, start)
 		}
 	}()
 	out, d := p.AppendCheck(dst, ctx, in, s.now())
 	d.Front = FrontGRPC
-	s.record(ctx, d, time.Since(start))
+	s.recordSince(ctx, d, start)
 	return out
 }
 
@@ -125,12 +125,12 @@ func checkMessage(req *authv3.CheckRequest, appendCheck func(dst, in []byte) []b
 }
 
 // logDecision writes one line per decision, unless it is an allow the sample leaves out.
-func (s *Server) logDecision(_ context.Context, d Decision, elapsed time.Duration) {
+func (s *Server) logDecision(_ context.Context, d Decision, at time.Time, elapsed time.Duration) {
 	// A shadow denial is what operators measure before enforcing: never sampled away.
 	if s.decisions == nil || d.Allowed && d.ShadowDecision != "deny" && s.sampleRate < 1 && s.sample() >= s.sampleRate {
 		return
 	}
-	writeDecision(s.decisions, time.Now(), d, elapsed)
+	writeDecision(s.decisions, at, d, elapsed)
 }
 
 func randFloat() float64 { return rand.Float64() }
