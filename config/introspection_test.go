@@ -15,6 +15,9 @@ func TestIntrospection(t *testing.T) {
 		`{endpoint: "http://127.0.0.1:8080/introspect", client_id: rs, client_secret_file: s}`,
 		`{endpoint: "http://localhost/introspect", client_id: rs, client_secret_file: s}`,
 		`{client_id: rs, client_secret_file: s}`, // from https://issuer.example's discovery document
+		`{client_id: rs, client_auth: client_secret_basic, client_secret_file: s}`,
+		`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem, signing_algorithm: ES256}`,
+		`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.jwk, signing_algorithm: PS256, key_id: k1, assertion_audience: "https://op.example/introspect"}`,
 	} {
 		if err := parse(ok); err != nil {
 			t.Errorf("Parse(introspection: %s) = %v", ok, err)
@@ -30,6 +33,15 @@ func TestIntrospection(t *testing.T) {
 		{`{endpoint: "https://op.example/", client_id: rs, client_secret_file: s, timeout: -1s}`, at + ".timeout"},
 		{`{endpoint: "https://op.example/", client_id: rs, client_secret_file: s, max_response_bytes: -1}`, at + ".max_response_bytes"},
 		{`{endpoint: "https://op.example/", client_id: rs, client_secret: s}`, at + ".client_secret"},
+		{`{client_id: rs, client_auth: client_secret_post, client_secret_file: s}`, at + ".client_auth"},
+		{`{client_id: rs, client_auth: private_key_jwt, signing_algorithm: ES256}`, at + ".private_key_file"},
+		{`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem}`, at + ".signing_algorithm"},
+		{`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem, signing_algorithm: HS256}`, at + ".signing_algorithm"},
+		{`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem, signing_algorithm: none}`, at + ".signing_algorithm"},
+		{`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem, signing_algorithm: ES256, client_secret_file: s}`, at + ".client_secret_file"},
+		{`{client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem, signing_algorithm: ES256, assertion_audience: "/x"}`, at + ".assertion_audience"},
+		{`{client_id: rs, client_secret_file: s, private_key_file: k.pem}`, at + ".private_key_file"},
+		{`{client_id: rs, client_secret_file: s, signing_algorithm: ES256}`, at + ".signing_algorithm"},
 	} {
 		if err := parse(tc.in); err == nil || !strings.Contains(err.Error(), tc.want+":") {
 			t.Errorf("Parse(introspection: %s) = %v, want an error naming %s", tc.in, err, tc.want)

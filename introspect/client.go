@@ -33,7 +33,8 @@ type Client struct {
 	issuer      string
 	endpoint    string // "" until discovered when not configured
 	clientID    string
-	secret      string
+	secret      string           // client_secret_basic
+	assertions  *assertionSigner // private_key_jwt
 	http        *http.Client
 	maxBytes    int64
 	cacheFor    time.Duration
@@ -61,17 +62,8 @@ const maxEntries = 100_000
 // path (config.Config.Path).
 func New(c config.Introspection, issuer string, resolvePath func(string) string) (*Client, error) {
 	c = c.WithDefaults()
-	path := resolvePath(c.ClientSecretFile)
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("introspect: client_secret_file: %w", err)
-	}
-	secret := strings.TrimRight(string(b), "\r\n")
-	if secret == "" {
-		return nil, fmt.Errorf("introspect: client_secret_file %s is empty", path)
-	}
-	return &Client{
-		issuer: issuer, endpoint: c.Endpoint, clientID: c.ClientID, secret: secret,
+	cl := &Client{
+		issuer: issuer, endpoint: c.Endpoint, clientID: c.ClientID,
 		http: &http.Client{
 			Timeout: c.Timeout.D(),
 			// An introspection answer is never a redirect: following one could send the
@@ -80,7 +72,22 @@ func New(c config.Introspection, issuer string, resolvePath func(string) string)
 		},
 		maxBytes: int64(c.MaxResponseBytes), cacheFor: c.CacheFor.D(), inactiveFor: c.InactiveCacheFor.D(),
 		now: time.Now, cache: map[[sha256.Size]byte]entry{},
-	}, nil
+	}
+	if c.ClientAuth == config.PrivateKeyJWT {
+		var err error
+		cl.assertions, err = newAssertionSigner(c, issuer, resolvePath(c.PrivateKeyFile))
+		return cl, err
+	}
+	path := resolvePath(c.ClientSecretFile)
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("introspect: client_secret_file: %w", err)
+	}
+	cl.secret = strings.TrimRight(string(b), "\r\n")
+	if cl.secret == "" {
+		return nil, fmt.Errorf("introspect: client_secret_file %s is empty", path)
+	}
+	return cl, nil
 }
 
 // Calls is how many requests the Client has sent to the endpoint.
@@ -144,14 +151,25 @@ func (c *Client) call(ctx context.Context, token string) (entry, error) {
 		return entry{}, err
 	}
 	form := url.Values{"token": {token}, "token_type_hint": {"access_token"}}
+	if c.assertions != nil {
+		a, err := c.assertions.assertion(c.now())
+		if err != nil {
+			return entry{}, fmt.Errorf("%w: client assertion: %v", ErrUnavailable, err)
+		}
+		form.Set("client_id", c.clientID)
+		form.Set("client_assertion_type", assertionType)
+		form.Set("client_assertion", a)
+	}
 	req, err := http.NewRequestWithContext(context.WithoutCancel(ctx), http.MethodPost, endpoint, strings.NewReader(form.Encode()))
 	if err != nil {
 		return entry{}, fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	req.Header.Set("Accept", "application/json")
-	// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
-	req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.secret))
+	if c.assertions == nil {
+		// RFC 6749 §2.3.1: the id and secret are form-encoded before Basic encoding.
+		req.SetBasicAuth(url.QueryEscape(c.clientID), url.QueryEscape(c.secret))
+	}
 	c.mu.Lock()
 	c.calls++
 	c.mu.Unlock()

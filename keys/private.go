@@ -80,9 +80,22 @@ func parsePrivateFile(kind Kind, data []byte, kid string) (keys []*jose.JSONWebK
 	return nil, nil, fmt.Errorf("%s is not a file source: %w", kind, ErrMalformed)
 }
 
-// parsePrivatePEM reads the one private key of a PEM file: PKCS#8 "PRIVATE KEY", PKCS#1
-// "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE KEY".
+// parsePrivatePEM reads the one private key of a PEM file as a decryption key.
 func parsePrivatePEM(data []byte, kid string) (*jose.JSONWebKey, error) {
+	key, err := PrivateKeyFromPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	k := &jose.JSONWebKey{Key: key, KeyID: kid, Use: "enc"}
+	if err := checkPrivateKey(k); err != nil {
+		return nil, err
+	}
+	return k, nil
+}
+
+// PrivateKeyFromPEM reads the one private key of a PEM file: PKCS#8 "PRIVATE KEY", PKCS#1
+// "RSA PRIVATE KEY" or SEC 1 "EC PRIVATE KEY". Errors never quote the content.
+func PrivateKeyFromPEM(data []byte) (any, error) {
 	var key any
 	for rest := data; ; {
 		var block *pem.Block
@@ -114,11 +127,7 @@ func parsePrivatePEM(data []byte, kid string) (*jose.JSONWebKey, error) {
 	if key == nil {
 		return nil, fmt.Errorf("no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block: %w", ErrMalformed)
 	}
-	k := &jose.JSONWebKey{Key: key, KeyID: kid, Use: "enc"}
-	if err := checkPrivateKey(k); err != nil {
-		return nil, err
-	}
-	return k, nil
+	return key, nil
 }
 
 // checkPrivateKey refuses decryption keys that are public, for signatures, weak or of an
