@@ -404,3 +404,51 @@ func newCertificate(t *testing.T, cn string) certificate {
 	escaped = strings.NewReplacer("+", "%2B", "=", "%3D").Replace(escaped)
 	return certificate{escaped: escaped, x5t: base64.RawURLEncoding.EncodeToString(sum[:])}
 }
+
+// TestOIDCProviderPrivateKeyJWT: jwt-authz authenticates to oidc-provider's introspection
+// endpoint as rs-jwt.example.com, a client registered with token_endpoint_auth_method
+// private_key_jwt (which oidc-provider also applies to introspection): a client assertion
+// signed with the client's key, from a JWK file (aud the issuer) or a PEM file (aud the
+// endpoint). Another key is refused by oidc-provider, and jwt-authz fails closed.
+func TestOIDCProviderPrivateKeyJWT(t *testing.T) {
+	op := startedOIDCProvider(t)
+	jwk, err := json.Marshal(jose.JSONWebKey{Key: op.IntrospectionKey, KeyID: "rs-jwt-1", Use: "sig"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(op.IntrospectionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	otherDER, err := x509.MarshalPKCS8PrivateKey(newECKey(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemFile := func(der []byte) string {
+		return writeFile(t, "rs.key.pem", string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})))
+	}
+	tok, err := op.ClientCredentialsFor(idp.OpaqueResource, "svc.example.com", "svc.example.com-secret", "read", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, auth string
+		allowed    bool
+	}{
+		{"JWK file, aud the issuer", "private_key_file: " + writeFile(t, "rs.jwk", string(jwk)), true},
+		{"PEM file, aud the endpoint", fmt.Sprintf("private_key_file: %s, assertion_audience: %q", pemFile(der), op.URL+"/token/introspection"), true},
+		{"another key", "private_key_file: " + pemFile(otherDER), false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			a := startAuthz(t, opaqueConfig(op, "client_id: rs-jwt.example.com, client_auth: private_key_jwt, signing_algorithm: ES256, "+c.auth))
+			d := a.check(t, "/api/things", tok.AccessToken)
+			t.Logf("jwt-authz: %v", d)
+			if c.allowed && (d.code != 0 || d.headers["x-jwt-client"] != "svc.example.com") {
+				t.Errorf("Check(opaque token, introspection by private_key_jwt) = %v, want allowed for svc.example.com", d)
+			}
+			if !c.allowed && !d.denied(503, "introspection_unavailable") {
+				t.Errorf("Check(opaque token, assertion signed by another key) = %v, want 503 introspection_unavailable", d)
+			}
+		})
+	}
+}
