@@ -55,6 +55,8 @@ import (
 	"runtime/cgo"
 	"sync"
 	"unsafe"
+
+	"github.com/jwt-authz/jwt-authz/extauthz"
 )
 
 // abiVersion is what envoy_dynamic_module_on_program_init returns: the ABI version string
@@ -84,19 +86,39 @@ func moduleBuffer(s string) C.module_buffer {
 }
 
 // requestHeaders copies the request's headers, pseudo-headers included, in Envoy's order;
-// a repeated header stays separate entries.
-func requestHeaders(filter uintptr) [][2]string {
+// a repeated header stays separate entries. The names and values are copied into one Go
+// buffer (Envoy's memory is gone after the hook) and sliced from it: two allocations per
+// request instead of two per header.
+func requestHeaders(filter uintptr) []extauthz.Header {
 	n := C.envoy_dynamic_module_callback_http_get_headers_size(C.uintptr_t(filter), C.header_type_request)
 	if n == 0 {
 		return nil
 	}
-	raw := make([]C.envoy_http_header, n)
+	var stack [32]C.envoy_http_header // Envoy's views: C memory pointers, no Go pointers
+	raw := stack[:]
+	if int(n) > len(stack) {
+		raw = make([]C.envoy_http_header, n)
+	}
+	raw = raw[:n]
 	if !C.envoy_dynamic_module_callback_http_get_headers(C.uintptr_t(filter), C.header_type_request, &raw[0]) {
 		return nil
 	}
-	hs := make([][2]string, n)
+	size := 0
+	for _, h := range raw {
+		size += int(h.key_length) + int(h.value_length)
+	}
+	buf := make([]byte, 0, size)
+	for _, h := range raw {
+		buf = append(buf, unsafe.Slice((*byte)(unsafe.Pointer(h.key_ptr)), h.key_length)...)
+		buf = append(buf, unsafe.Slice((*byte)(unsafe.Pointer(h.value_ptr)), h.value_length)...)
+	}
+	all := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
+	hs := make([]extauthz.Header, n)
+	at := 0
 	for i, h := range raw {
-		hs[i] = [2]string{C.GoStringN(h.key_ptr, C.int(h.key_length)), C.GoStringN(h.value_ptr, C.int(h.value_length))}
+		k, v := int(h.key_length), int(h.value_length)
+		hs[i] = extauthz.Header{Name: all[at : at+k], Value: all[at+k : at+k+v]}
+		at += k + v
 	}
 	return hs
 }

@@ -64,6 +64,7 @@ func (k noWaitKeys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, b
 // decides again on a goroutine, which waits for the refetch and hands the outcome back to
 // the worker thread through the scheduler (onScheduled).
 func (f *filter) onRequestHeaders() int {
+	yieldIfDue()
 	req := requestView(requestHeaders(f.envoy))
 	if testPanic != nil {
 		testPanic(req)
@@ -188,22 +189,25 @@ func (f *filter) setMetadata(d extauthz.Decision) {
 }
 
 // requestView turns Envoy's request headers into the decision's request view. HTTP/1 and
-// HTTP/2 alike reach a filter with :method, :path and :authority as pseudo-headers.
-func requestView(headers [][2]string) *extauthz.Request {
-	req := &extauthz.Request{Headers: make([]extauthz.Header, 0, len(headers))}
+// HTTP/2 alike reach a filter with :method, :path and :authority as pseudo-headers; they
+// are taken out of the header list in place.
+func requestView(headers []extauthz.Header) *extauthz.Request {
+	req := &extauthz.Request{}
+	kept := headers[:0]
 	for _, h := range headers {
-		if !strings.HasPrefix(h[0], ":") {
-			req.Headers = append(req.Headers, extauthz.Header{Name: h[0], Value: h[1]})
+		if !strings.HasPrefix(h.Name, ":") {
+			kept = append(kept, h)
 			continue
 		}
-		switch h[0] {
+		switch h.Name {
 		case ":method":
-			req.Method = h[1]
+			req.Method = h.Value
 		case ":path":
-			req.Path = h[1]
+			req.Path = h.Value
 		case ":authority":
-			req.Host = h[1]
+			req.Host = h.Value
 		}
 	}
+	req.Headers = kept
 	return req
 }
