@@ -1,9 +1,12 @@
 package extauthz
 
 import (
+	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/testing/protocmp"
@@ -174,5 +177,37 @@ rules:
 	resp, _ := s.Check(t.Context(), req)
 	if got := resp.GetDynamicMetadata().GetFields()["reason"].GetStringValue(); got != string(ReasonAudience) {
 		t.Errorf("Check(cached token after reload) = %s, want %s", got, ReasonAudience)
+	}
+}
+
+// TestIdentitySize: a cached identity stays in the 112-byte size class; a field added to it
+// costs 100k cached tokens 1.6 MiB or more (what most tokens lack goes in identityRare).
+func TestIdentitySize(t *testing.T) {
+	if n := unsafe.Sizeof(identity{}); n > 112 {
+		t.Errorf("identity is %d bytes, want at most 112", n)
+	}
+}
+
+// TestInternTable: equal short strings share one value, other values pass through, and the
+// table stops growing at its bound.
+func TestInternTable(t *testing.T) {
+	var tab internTable
+	a := tab.share(strings.Clone("read write"))
+	b := tab.share(strings.Clone("read write"))
+	if unsafe.StringData(a.(string)) != unsafe.StringData(b.(string)) {
+		t.Error("share(\"read write\") twice gave two copies, want one")
+	}
+	long := strings.Repeat("x", maxInternedBytes+1)
+	if got := tab.share(long); got != long {
+		t.Errorf("share(long) = %v, want it unchanged", got)
+	}
+	if got := tab.share(json.Number("1")); got != json.Number("1") {
+		t.Errorf("share(number) = %v, want it unchanged", got)
+	}
+	for i := range 2 * maxInterned {
+		tab.share(fmt.Sprint(i))
+	}
+	if n := len(tab.m); n != maxInterned {
+		t.Errorf("table holds %d values, want the bound %d", n, maxInterned)
 	}
 }

@@ -135,7 +135,7 @@ func (p *Policy) decide(ctx context.Context, r *request, now time.Time) (outcome
 		d.KID = truncate(o.parsed.kid, 128) // unverified input: bounded before it is logged
 	}
 	if o.token != nil { // only verified identities are reported
-		d.Issuer, d.Subject, d.KID = o.token.iss, o.token.sub, o.token.kid
+		d.Issuer, d.Subject, d.KID = o.token.iss(), o.token.sub, o.token.kid()
 		d.Cached = o.cacheHit
 	}
 	d.HTTPStatus = o.denial.httpStatus
@@ -299,12 +299,12 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 		return tokenDenied(ru, pr, pt, challenger, err)
 	}
 	pr := id.provider
-	if id.cnf != nil || pr.certBinding != nil { // RFC 8705: nothing to do for bearer tokens
-		if err := pr.checkCertificate(r, id.cnf); err != nil {
+	if id.cnf() != nil || pr.certBinding != nil { // RFC 8705: nothing to do for bearer tokens
+		if err := pr.checkCertificate(r, id.cnf()); err != nil {
 			return tokenDenied(ru, pr, pt, pr, err)
 		}
 	}
-	if pr.dpop != nil || (id.cnf != nil && id.cnf.jkt != "") { // RFC 9449
+	if pr.dpop != nil || (id.cnf() != nil && id.cnf().jkt != "") { // RFC 9449
 		if nonce, err := p.checkDPoP(ctx, r, pr, id, src, raw, now); err != nil {
 			return dpopDenied(ru, pr, pt, err, nonce)
 		}
@@ -337,7 +337,7 @@ func (p *Policy) applyRule(ctx context.Context, r *request, ru *rule, now time.T
 		return o
 	}
 	o.allow, o.reason = true, ReasonAllowed
-	return p.requireCEL(o, r, id.celClaims, now)
+	return p.requireCEL(o, r, id.celClaims(), now)
 }
 
 // requireCEL applies the rule's require.cel to an allow o: false denies with cel_denied,
@@ -385,11 +385,11 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 		if id = p.cache.get(k, now); id != nil {
 			// A refusal reports what parsing would have found (provider, realm, kid), so a
 			// cached token is answered and logged exactly like an uncached one.
-			seen := func() *parsedToken { return &parsedToken{kid: id.kid, iss: id.iss, provider: id.provider} }
+			seen := func() *parsedToken { return &parsedToken{kid: id.kid(), iss: id.iss(), provider: id.provider} }
 			if !accepted(id.provider) {
 				return nil, seen(), false, errProviderNotAllowed
 			}
-			key, found, err := id.provider.keys.Lookup(ctx, id.kid)
+			key, found, err := id.provider.keys.Lookup(ctx, id.kid())
 			if err != nil {
 				return nil, seen(), false, fmt.Errorf("provider %q: %w: %v", id.provider.name, errKeysUnavailable, err)
 			}
@@ -434,8 +434,7 @@ func (p *Policy) authenticate(ctx context.Context, ru *rule, src tokenSource, ra
 	if err != nil {
 		return nil, pt, false, err
 	}
-	id = p.newIdentity(vt)
-	id.cnf = cnf
+	id = p.newIdentity(vt, cnf)
 	if p.cache != nil {
 		p.cache.put(k, id)
 	}

@@ -132,7 +132,7 @@ func (pr *provider) dpopSettings() *dpopSettings {
 // never a bearer token; a provider that requires DPoP refuses bearer tokens. nonce is a
 // fresh server nonce to send back when the error is errDPoPNonce.
 func (p *Policy) checkDPoP(ctx context.Context, r *request, pr *provider, id *identity, src tokenSource, raw string, now time.Time) (nonce string, err error) {
-	bound := id.cnf != nil && id.cnf.jkt != ""
+	bound := id.cnf() != nil && id.cnf().jkt != ""
 	if !strings.EqualFold(src.prefix, "DPoP") || src.kind != fromHeader {
 		switch {
 		case bound:
@@ -176,7 +176,7 @@ func (p *Policy) checkDPoP(ctx context.Context, r *request, pr *provider, id *id
 	if p.nonces != nil && !p.nonces.valid(pf.nonce, now) {
 		return p.nonces.current(now), errDPoPNonce
 	}
-	if pf.jkt != id.cnf.jkt {
+	if pf.jkt != id.cnf().jkt {
 		return "", errDPoPKey
 	}
 	// The jti is unique per key (RFC 9449 §11.1): remember the pair until iat leaves the

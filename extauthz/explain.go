@@ -197,7 +197,7 @@ func (p *Policy) explainRule(ctx context.Context, e *explainer, r *request, ru *
 		v := out.token.claim(req.index)
 		e.say("  claim %s = %s, allowed %v: %s", req.path, clipField(fmt.Sprint(v)), req.values, mark(v != nil && valueAllowed(v, req.values)))
 	}
-	p.explainCEL(e, r, ru, out.token.celClaims, now)
+	p.explainCEL(e, r, ru, out.token.celClaims(), now)
 }
 
 func (p *Policy) explainCEL(e *explainer, r *request, ru *rule, claims *condition.Claims, now time.Time) {

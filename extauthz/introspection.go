@@ -118,7 +118,5 @@ func (p *Policy) introspected(pr *provider, pt *parsedToken, answer []byte, now 
 	if err != nil {
 		return nil, err
 	}
-	id := p.newIdentity(vt)
-	id.cnf = cnf
-	return id, nil
+	return p.newIdentity(vt, cnf), nil
 }

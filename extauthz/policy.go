@@ -47,6 +47,8 @@ type Policy struct {
 	// holds them parsed, at the same indexes.
 	claimPaths   []string
 	claimLookups []config.ClaimPath
+	// claimValues shares the string values of those claims between cached identities.
+	claimValues internTable
 	// celClaims: some require.cel reads claims, so an identity keeps the whole payload
 	// (converted for CEL once, at verification, not on every cached check).
 	celClaims bool

@@ -272,8 +272,8 @@ func (p *Policy) appendMetadata(b []byte, o outcome, d Decision) []byte {
 	}
 	if o.token != nil {
 		iss = o.token.provider.issuerMetadata
-		if o.token.iss != o.token.provider.issuer {
-			iss = metadataEntry("iss", o.token.iss)
+		if o.token.iss() != o.token.provider.issuer {
+			iss = metadataEntry("iss", o.token.iss())
 		}
 		if d.Subject != "" {
 			sub = sizeMetadataEntry("sub", d.Subject)

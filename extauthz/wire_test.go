@@ -250,7 +250,7 @@ func TestCachedIdentityOwnsItsMemory(t *testing.T) {
 	for i := range f.cached.cache.shards {
 		for _, id := range f.cached.cache.shards[i].entries {
 			n++
-			strs := []string{id.kid, id.sub}
+			strs := []string{id.kid(), id.iss(), id.sub}
 			for _, c := range id.claims {
 				if s, ok := c.(string); ok {
 					strs = append(strs, s)
