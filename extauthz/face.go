@@ -50,9 +50,9 @@ type Request struct {
 // repeated headers apart and matches names without regard to case.
 func (r *Request) view() *request {
 	v := &request{http: true, raw: true, wireMethod: r.Method, wireHost: r.Host, wirePath: r.Path}
-	v.rawHeaders = make([]field, len(r.Headers))
-	for i, h := range r.Headers {
-		v.rawHeaders[i] = field{h.Name, h.Value}
+	v.rawHeaders = v.grow(nil) // the request's own buffer holds a typical request's headers
+	for _, h := range r.Headers {
+		v.rawHeaders = append(v.rawHeaders, field{h.Name, h.Value})
 	}
 	v.finish()
 	return v

@@ -13,50 +13,16 @@ package main
 /*
 #cgo linux LDFLAGS: -Wl,--unresolved-symbols=ignore-all
 #cgo darwin LDFLAGS: -Wl,-undefined,dynamic_lookup
-#include <stdbool.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdlib.h>
-
-typedef struct { const char* ptr; size_t length; } envoy_buffer;  // owned by Envoy
-typedef struct { const char* ptr; size_t length; } module_buffer; // owned by the module
-typedef struct { const char* key_ptr; size_t key_length; const char* value_ptr; size_t value_length; } envoy_http_header;
-typedef struct { const char* key_ptr; size_t key_length; const char* value_ptr; size_t value_length; } module_http_header;
-
-// envoy_dynamic_module_type_http_header_type
-enum { header_type_request = 0 };
-
-size_t envoy_dynamic_module_callback_http_get_headers_size(uintptr_t filter, int header_type);
-bool envoy_dynamic_module_callback_http_get_headers(uintptr_t filter, int header_type, envoy_http_header* result);
-// A null value removes the header; otherwise every value is replaced by value.
-bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value);
-void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t status,
-    module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details);
-void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,
-    module_buffer ns, module_buffer key, module_buffer value);
-uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filter);
-void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
-void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler);
-void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter);
-// The server's --concurrency: its number of worker threads. Main thread only.
-uint32_t envoy_dynamic_module_callback_get_concurrency(void);
-// Returns envoy_dynamic_module_type_metrics_result: 0 is Success. Counters are defined on
-// the main thread, in the config hook; their labels are Envoy stat tags.
-int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t config, module_buffer name,
-    module_buffer* label_names, size_t label_names_size, size_t* id);
-int envoy_dynamic_module_callback_http_filter_increment_counter(uintptr_t filter, size_t id,
-    module_buffer* label_values, size_t label_values_size, uint64_t value);
+#include "abi.h"
 */
 import "C"
 
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"runtime/cgo"
-	"sync"
 	"unsafe"
-
-	"github.com/jwt-authz/jwt-authz/extauthz"
 )
 
 // abiVersion is what envoy_dynamic_module_on_program_init returns: the ABI version string
@@ -80,57 +46,23 @@ func envoyBufferString(b C.envoy_buffer) string {
 	return C.GoStringN(b.ptr, C.int(b.length))
 }
 
-// moduleBuffer points at s for the length of one callback; the caller keeps s alive.
+// moduleBuffer points at s for the length of one callback; the caller keeps s alive until
+// the call returns (runtime.KeepAlive).
 func moduleBuffer(s string) C.module_buffer {
-	return C.module_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(s))), length: C.size_t(len(s))}
-}
-
-// requestHeaders copies the request's headers, pseudo-headers included, in Envoy's order;
-// a repeated header stays separate entries. The names and values are copied into one Go
-// buffer (Envoy's memory is gone after the hook) and sliced from it: two allocations per
-// request instead of two per header.
-func requestHeaders(filter uintptr) []extauthz.Header {
-	n := C.envoy_dynamic_module_callback_http_get_headers_size(C.uintptr_t(filter), C.header_type_request)
-	if n == 0 {
-		return nil
-	}
-	var stack [32]C.envoy_http_header // Envoy's views: C memory pointers, no Go pointers
-	raw := stack[:]
-	if int(n) > len(stack) {
-		raw = make([]C.envoy_http_header, n)
-	}
-	raw = raw[:n]
-	if !C.envoy_dynamic_module_callback_http_get_headers(C.uintptr_t(filter), C.header_type_request, &raw[0]) {
-		return nil
-	}
-	size := 0
-	for _, h := range raw {
-		size += int(h.key_length) + int(h.value_length)
-	}
-	buf := make([]byte, 0, size)
-	for _, h := range raw {
-		buf = append(buf, unsafe.Slice((*byte)(unsafe.Pointer(h.key_ptr)), h.key_length)...)
-		buf = append(buf, unsafe.Slice((*byte)(unsafe.Pointer(h.value_ptr)), h.value_length)...)
-	}
-	all := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
-	hs := make([]extauthz.Header, n)
-	at := 0
-	for i, h := range raw {
-		k, v := int(h.key_length), int(h.value_length)
-		hs[i] = extauthz.Header{Name: all[at : at+k], Value: all[at+k : at+k+v]}
-		at += k + v
-	}
-	return hs
+	return C.module_buffer{ptr: C.uintptr_t(uintptr(unsafe.Pointer(unsafe.StringData(s)))), length: C.size_t(len(s))}
 }
 
 // setRequestHeader replaces every value of name with value.
 func setRequestHeader(filter uintptr, name, value string) {
 	C.envoy_dynamic_module_callback_http_set_header(C.uintptr_t(filter), C.header_type_request, moduleBuffer(name), moduleBuffer(value))
+	runtime.KeepAlive(name)
+	runtime.KeepAlive(value)
 }
 
 // removeRequestHeader removes every value of name (a null value buffer).
 func removeRequestHeader(filter uintptr, name string) {
 	C.envoy_dynamic_module_callback_http_set_header(C.uintptr_t(filter), C.header_type_request, moduleBuffer(name), C.module_buffer{})
+	runtime.KeepAlive(name)
 }
 
 // sendResponse answers the request locally; details shows in %RESPONSE_CODE_DETAILS%. The
@@ -156,16 +88,18 @@ func sendResponse(filter uintptr, status int, headers [][2]string, body []byte, 
 			at += copy(bytes[at:], h[1])
 		}
 	}
-	b := C.module_buffer{length: C.size_t(len(body))}
-	if len(body) > 0 {
-		b.ptr = (*C.char)(unsafe.Pointer(&body[0]))
-	}
-	C.envoy_dynamic_module_callback_http_send_response(C.uintptr_t(filter), C.uint32_t(status), hp, C.size_t(len(headers)), b, moduleBuffer(details))
+	C.envoy_dynamic_module_callback_http_send_response(C.uintptr_t(filter), C.uint32_t(status), hp, C.size_t(len(headers)),
+		moduleBuffer(unsafe.String(unsafe.SliceData(body), len(body))), moduleBuffer(details))
+	runtime.KeepAlive(body)
+	runtime.KeepAlive(details)
 }
 
 // setMetadata writes one string of the stream's dynamic metadata.
 func setMetadata(filter uintptr, ns, key, value string) {
 	C.envoy_dynamic_module_callback_http_set_dynamic_metadata_string(C.uintptr_t(filter), moduleBuffer(ns), moduleBuffer(key), moduleBuffer(value))
+	runtime.KeepAlive(ns)
+	runtime.KeepAlive(key)
+	runtime.KeepAlive(value)
 }
 
 // newScheduler must be called on the stream's worker thread; the scheduler may be
@@ -188,36 +122,26 @@ func defineCounter(config uintptr, name string, labels ...string) (uint, error) 
 	var id C.size_t
 	names := make([]C.module_buffer, len(labels)+1) // never empty: &names[0] must exist
 	for i, l := range labels {
-		names[i] = cBuffer(l)
+		names[i] = moduleBuffer(l)
 	}
-	if r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(C.uintptr_t(config),
-		cBuffer(name), &names[0], C.size_t(len(labels)), &id); r != 0 {
+	r := C.envoy_dynamic_module_callback_http_filter_config_define_counter(C.uintptr_t(config),
+		moduleBuffer(name), &names[0], C.size_t(len(labels)), &id)
+	runtime.KeepAlive(name)
+	runtime.KeepAlive(labels)
+	if r != 0 {
 		return 0, fmt.Errorf("define counter %s: metrics result %d", name, int(r))
 	}
 	return uint(id), nil
 }
 
-// incrementCounter adds one to counter id for these label values (from closed sets).
+// incrementCounter adds one to counter id for these label values (at most 4).
 func incrementCounter(filter uintptr, id uint, values ...string) {
 	var vs [4]C.module_buffer
 	for i, v := range values {
-		vs[i] = cBuffer(v)
+		vs[i] = moduleBuffer(v)
 	}
 	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &vs[0], C.size_t(len(values)), 1)
-}
-
-// cStrings holds a C copy of each label string the module has used: label names and values
-// come from closed sets (decisions, reasons), so the copies are few and live forever. C
-// memory, so that an array of buffers pointing at them may be handed to Envoy (cgo forbids
-// a Go array holding Go pointers).
-var cStrings sync.Map // string -> *C.char
-
-func cBuffer(s string) C.module_buffer {
-	p, ok := cStrings.Load(s)
-	if !ok {
-		p, _ = cStrings.LoadOrStore(s, C.CString(s))
-	}
-	return C.module_buffer{ptr: p.(*C.char), length: C.size_t(len(s))}
+	runtime.KeepAlive(values)
 }
 
 // envoyWorkers is Envoy's number of worker threads; call it on the main thread only (the

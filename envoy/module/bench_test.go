@@ -1,0 +1,83 @@
+//go:build jwtauthz_stubs
+
+package main
+
+import (
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	"github.com/go-jose/go-jose/v4/jwt"
+)
+
+// BenchmarkRequestHeaders is the module's own work for one cached-token allow, as
+// bench/run.sh's Envoy runs ask it (the same config and request), with Envoy's callbacks
+// replaced by stubs that do nothing (stubs.c): filter_new, request_headers, destroy.
+//
+//	go test -tags jwtauthz_stubs -run '^$' -bench RequestHeaders -benchmem ./envoy/module/
+func BenchmarkRequestHeaders(b *testing.B) {
+	dir := b.TempDir()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	jwks := filepath.Join(dir, "jwks.json")
+	if err := os.WriteFile(jwks, set, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	config := newConfig(`grpc_address: 127.0.0.1:0
+log: {level: info, allow_sample_rate: 0}
+cache: {enabled: true, max_entries: 1000}
+providers:
+- name: bench
+  issuer: https://issuer.bench.example
+  audiences: [bench-api]
+  algorithms: [RS256, ES256]
+  keys: [{jwks_file: ` + jwks + `}]
+  claims_to_headers: {sub: x-jwt-sub}
+  forward_token: false
+rules:
+- name: api
+  match: {path_prefix: /}
+  require: {providers: [bench]}
+default_action: deny
+`)
+	if config == 0 {
+		b.Fatal("the config did not load")
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: key}, (&jose.SignerOptions{}).WithType("JWT").WithHeader("kid", "k1"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	token, err := jwt.Signed(signer).Claims(jwt.Claims{Issuer: "https://issuer.bench.example", Audience: jwt.Audience{"bench-api"},
+		Subject: "user-1", IssuedAt: jwt.NewNumericDate(now), Expiry: jwt.NewNumericDate(now.Add(time.Hour))}).Serialize()
+	if err != nil {
+		b.Fatal(err)
+	}
+	setStubHeaders([][2]string{
+		{":authority", "api.bench.example"}, {":path", "/api/orders?limit=10"}, {":method", "GET"}, {":scheme", "http"},
+		{"authorization", "Bearer " + token}, {"x-forwarded-proto", "http"}, {"x-request-id", "6f1c1f0e-5d7a-4b7e-9a35-2a7c0b1d9e42"},
+		{"x-envoy-expected-rq-timeout-ms", "15000"}, {"x-forwarded-for", "127.0.0.1"},
+	})
+	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("no allow after 10s: the keys did not load")
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if stream(config) != statusContinue {
+			b.Fatal("not allowed")
+		}
+	}
+}

@@ -1,0 +1,43 @@
+//go:build jwtauthz_stubs
+
+// Stand-ins for Envoy's callbacks, for BenchmarkRequestHeaders only (go test -tags
+// jwtauthz_stubs): a request with fixed headers, and setters that do nothing. Never in a
+// library Envoy loads: Envoy provides these symbols.
+
+#include <string.h>
+
+#include "abi.h"
+
+// stub_headers is set by the benchmark: name, value, name, value, ...; NULL-terminated.
+const char** stub_headers;
+
+size_t envoy_dynamic_module_callback_http_get_headers_size(uintptr_t filter, int header_type) {
+	size_t n = 0;
+	while (stub_headers && stub_headers[2 * n]) n++;
+	return n;
+}
+
+bool envoy_dynamic_module_callback_http_get_headers(uintptr_t filter, int header_type, envoy_http_header* result) {
+	for (size_t i = 0; stub_headers[2 * i]; i++) {
+		result[i].key_ptr = stub_headers[2 * i];
+		result[i].key_length = strlen(stub_headers[2 * i]);
+		result[i].value_ptr = stub_headers[2 * i + 1];
+		result[i].value_length = strlen(stub_headers[2 * i + 1]);
+	}
+	return true;
+}
+
+bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value) { return true; }
+void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t status,
+    module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details) {}
+void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,
+    module_buffer ns, module_buffer key, module_buffer value) {}
+uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filter) { return 1; }
+void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id) {}
+void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler) {}
+void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter) {}
+uint32_t envoy_dynamic_module_callback_get_concurrency(void) { return 1; }
+int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t config, module_buffer name,
+    module_buffer* label_names, size_t label_names_size, size_t* id) { *id = 0; return 0; }
+int envoy_dynamic_module_callback_http_filter_increment_counter(uintptr_t filter, size_t id,
+    module_buffer* label_values, size_t label_values_size, uint64_t value) { return 0; }
