@@ -94,8 +94,13 @@ func (p *Policy) Check(ctx context.Context, req *authv3.CheckRequest, now time.T
 // request that does not decode is a 400. The request's strings alias in, which must not
 // change until AppendCheck returns.
 func (p *Policy) AppendCheck(dst []byte, ctx context.Context, in []byte, now time.Time) ([]byte, Decision) {
-	r, err := parseRequest(in)
-	if err != nil {
+	// Nothing keeps r past this call: the Decision's strings alias in, not r.
+	r := requests.Get().(*request)
+	defer func() {
+		*r = request{}
+		requests.Put(r)
+	}()
+	if err := r.parse(in); err != nil {
 		d := Decision{Reason: ReasonBadRequest, HTTPStatus: http.StatusBadRequest}
 		dn := denial{reason: ReasonBadRequest, httpStatus: http.StatusBadRequest, code: "invalid_request",
 			desc: "the authorization request is malformed"}

@@ -3,6 +3,7 @@ package extauthz
 import (
 	"errors"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -198,6 +199,19 @@ const (
 // is not UTF-8 is an error. Fields it does not read are skipped without being validated.
 func parseRequest(b []byte) (*request, error) {
 	r := &request{}
+	if err := r.parse(b); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// requests recycles the request views of AppendCheck: at 1.4 KiB one per check was nearly
+// all a cached check allocated, and the collector then ran every few thousand checks,
+// marking the whole token cache each time.
+var requests = sync.Pool{New: func() any { return new(request) }}
+
+// parse fills the zero request r from b (see parseRequest).
+func (r *request) parse(b []byte) error {
 	err := eachBytesField(b, func(num protowire.Number, v []byte) error {
 		if num == fieldCheckAttributes {
 			return r.parseAttributes(v)
@@ -205,10 +219,10 @@ func parseRequest(b []byte) (*request, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	r.finish()
-	return r, nil
+	return nil
 }
 
 func (r *request) parseAttributes(b []byte) error {
