@@ -161,6 +161,14 @@ func (k *Keycloak) ClientCredentials(realm, clientID, secret, scope string) (Tok
 	return k.Token(realm, form)
 }
 
+// Revoke revokes token at realm's revocation endpoint (RFC 7009) as the client it was
+// issued to.
+func (k *Keycloak) Revoke(realm, clientID, secret, token string) error {
+	return postForm(k.client, k.Issuer(realm)+"/protocol/openid-connect/revoke", url.Values{
+		"token": {token}, "token_type_hint": {"access_token"}, "client_id": {clientID}, "client_secret": {secret},
+	}, nil)
+}
+
 // Password is Token with the resource-owner password grant (a public client).
 func (k *Keycloak) Password(realm, clientID, user, password, scope string) (Tokens, error) {
 	return k.Token(realm, url.Values{
