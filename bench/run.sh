@@ -4,6 +4,9 @@
 #
 #   bench/run.sh            the full run: 5 rounds of 5 s per load run, about 15 minutes
 #   QUICK=1 bench/run.sh    a smoke run: 1 round of 2 s, 2 to 3 minutes
+#   PHASES="grpc memory" ROUNDS=3 bench/run.sh
+#                           only the rows of the default-log, uncached-RS256 and memory targets
+#                           (the other sections say "not measured"), about 6 minutes
 #
 # What it does, in order (docs/benchmarks.md explains each section):
 #   1. go test -bench Check -benchmem ./extauthz/ (in process, pinned to core 1);
