@@ -54,6 +54,13 @@ func TestKeycloakIntrospection(t *testing.T) {
 	if err := kc.Revoke("introspection", "billing.example.com", "billing-secret", tok.AccessToken); err != nil {
 		t.Fatal(err)
 	}
+	// jwt-authz verifies the JWT itself and never asks the endpoint: the revoked token is
+	// still allowed until its exp.
+	a := startAuthz(t, keycloakConfig(kc, "introspection", discoveryKeys))
+	a.waitReady(t)
+	if d := a.check(t, "/api/things", tok.AccessToken); d.code != 0 {
+		t.Errorf("Check(a revoked Keycloak JWT) = %v, want allowed: JWTs are not introspected", d)
+	}
 	// A new client: the first one cached the active answer.
 	if active, _, err := client(t).Introspect(ctx, tok.AccessToken); err != nil || active {
 		t.Errorf("Introspect(the revoked token) = %t, %v; want inactive", active, err)
