@@ -10,15 +10,18 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // TestEnvoyHTTPService: Envoy's ext_authz in http_service mode, envoy-http.yaml.
 func TestEnvoyHTTPService(t *testing.T) {
 	envoy := proxyBinary(t, "ENVOY_BIN", "envoy")
 	s := newStack(t)
-	p := start(t, "envoy", envoy, "-c", s.file(t, "envoy-http.yaml"), "--log-level", "warn",
+	p := testproc.Run(t, "envoy", nil, envoy, "-c", s.file(t, "envoy-http.yaml"), "--log-level", "warn",
 		"--base-id", "13"+strings.TrimPrefix(s.addr(portEnvoyAdm), "127.0.0.1:")) // several Envoys may run at once
-	p.waitFor(t, "serving", s.reachesUpstream)
+	p.WaitFor(t, "serving", s.reachesUpstream)
 	s.scenarios(t, "envoy_http", http.StatusServiceUnavailable) // status_on_error
 }
 
@@ -34,8 +37,8 @@ func TestNginx(t *testing.T) {
 	if os.Geteuid() == 0 { // workers would run as nobody, who cannot write the temp dirs
 		global += " user root;"
 	}
-	p := start(t, "nginx", nginx, "-p", s.dir, "-c", conf, "-e", "stderr", "-g", global)
-	p.waitFor(t, "serving", s.reachesUpstream)
+	p := testproc.Run(t, "nginx", nil, nginx, "-p", s.dir, "-c", conf, "-e", "stderr", "-g", global)
+	p.WaitFor(t, "serving", s.reachesUpstream)
 	s.scenarios(t, "auth_request", http.StatusInternalServerError) // auth_request: any other status is an error
 }
 
@@ -46,8 +49,8 @@ func TestCaddy(t *testing.T) {
 	for _, v := range []string{"HOME", "XDG_DATA_HOME", "XDG_CONFIG_HOME"} { // Caddy's storage and autosave
 		t.Setenv(v, s.dir)
 	}
-	p := start(t, "caddy", caddy, "run", "--config", s.file(t, "Caddyfile"), "--adapter", "caddyfile")
-	p.waitFor(t, "serving", s.reachesUpstream)
+	p := testproc.Run(t, "caddy", nil, caddy, "run", "--config", s.file(t, "Caddyfile"), "--adapter", "caddyfile")
+	p.WaitFor(t, "serving", s.reachesUpstream)
 	s.scenarios(t, "forward_auth", http.StatusBadGateway) // reverse_proxy to a dead authz
 }
 
@@ -60,10 +63,10 @@ func TestTraefik(t *testing.T) {
 	}
 	traefik := proxyBinary(t, "TRAEFIK_BIN", "traefik")
 	s := newStack(t)
-	p := start(t, "traefik", traefik, "--entryPoints.web.address="+s.addr(portProxy),
+	p := testproc.Run(t, "traefik", nil, traefik, "--entryPoints.web.address="+s.addr(portProxy),
 		"--entryPoints.web.transport.lifeCycle.graceTimeOut=0s",
 		"--providers.file.filename="+s.file(t, "traefik-dynamic.yaml"), "--log.level=ERROR")
-	p.waitFor(t, "serving", s.reachesUpstream)
+	p.WaitFor(t, "serving", s.reachesUpstream)
 	s.scenarios(t, "forward_auth", http.StatusInternalServerError) // forwardAuth cannot reach jwt-authz
 }
 
@@ -137,7 +140,7 @@ func (s *stack) scenarios(t *testing.T, front string, downStatus int) {
 		}
 	})
 	t.Run("authorizer down means the proxy refuses", func(t *testing.T) {
-		s.authz.stop()
+		_ = s.authz.Stop(5 * time.Second)
 		r := s.send(t, "GET", "/api/items", "Authorization", "Bearer "+alice)
 		if _, ok := r.echo(); ok || r.status != downStatus {
 			t.Errorf("with jwt-authz stopped: %d %.200s, want %d and no upstream", r.status, r.body, downStatus)

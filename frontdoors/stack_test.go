@@ -1,11 +1,9 @@
 package frontdoors
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,9 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 var (
@@ -92,24 +90,24 @@ const (
 type stack struct {
 	dir   string
 	ports map[int]int // the file's port -> the one used
-	authz *process
+	authz *testproc.Process
 	proxy string // the front door's base URL
 }
 
 func newStack(t *testing.T) *stack {
 	s := &stack{dir: t.TempDir(), ports: map[int]int{}}
 	for _, p := range []int{portProxy, portIssuer, portUpstream, portGRPC, portHTTP, portAuthz, portEnvoyAdm} {
-		s.ports[p] = freePort(t)
+		s.ports[p] = testproc.Port(t)
 	}
 	issuer := fmt.Sprintf("http://127.0.0.1:%d", s.ports[portIssuer])
-	up := start(t, "demo-upstream", binary(t, "demo-upstream"), "-addr", s.addr(portUpstream))
-	iss := start(t, "demo-issuer", binary(t, "demo-issuer"), "-addr", s.addr(portIssuer), "-issuer", issuer,
+	up := testproc.Run(t, "demo-upstream", nil, binary(t, "demo-upstream"), "-addr", s.addr(portUpstream))
+	iss := testproc.Run(t, "demo-issuer", nil, binary(t, "demo-issuer"), "-addr", s.addr(portIssuer), "-issuer", issuer,
 		"-audience", "demo-api", "-users", filepath.Join(repoRoot, "cmd/demo-issuer/users.yaml"))
-	iss.waitFor(t, "healthy", httpOK(issuer+"/healthz"))
-	up.waitFor(t, "listening", func() error { _, err := http.Get("http://" + s.addr(portUpstream) + "/"); return err })
+	iss.WaitFor(t, "healthy", httpOK(issuer+"/healthz"))
+	up.WaitFor(t, "listening", func() error { _, err := http.Get("http://" + s.addr(portUpstream) + "/"); return err })
 	cfg := s.file(t, "jwt-authz.yaml")
-	s.authz = start(t, "jwt-authz", binary(t, "jwt-authz"), "-config", cfg)
-	s.authz.waitFor(t, "ready", httpOK("http://"+s.addr(portHTTP)+"/readyz"))
+	s.authz = testproc.Run(t, "jwt-authz", nil, binary(t, "jwt-authz"), "-config", cfg)
+	s.authz.WaitFor(t, "ready", httpOK("http://"+s.addr(portHTTP)+"/readyz"))
 	s.proxy = "http://" + s.addr(portProxy)
 	return s
 }
@@ -138,78 +136,6 @@ func (s *stack) file(t *testing.T, name string) string {
 	return path
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// process is one program under test; its output is logged when the test fails.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
-
-func start(t *testing.T, name, bin string, args ...string) *process {
-	t.Helper()
-	p := &process{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", name, p.out.String())
-		}
-	})
-	return p
-}
-
-// stop sends SIGTERM and kills the process if it is still running 5s later.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(5 * time.Second):
-		p.cmd.Process.Kill()
-		<-p.done
-	}
-}
-
-// waitFor polls ready until it returns nil, the process exits or 30s pass.
-func (p *process) waitFor(t *testing.T, what string, ready func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := ready()
-		if err == nil {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before %s: %v", p.name, what, err)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not %s after 30s: %v", p.name, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func httpOK(url string) func() error {
 	return func() error {
 		resp, err := http.Get(url)
@@ -222,23 +148,6 @@ func httpOK(url string) func() error {
 		}
 		return nil
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 // reply is one answer through the front door.

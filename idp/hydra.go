@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // Hydra is an Ory Hydra server started by StartHydra: `hydra serve all --dev` with an
@@ -20,7 +22,7 @@ type Hydra struct {
 	// Version is the Hydra release built (install-hydra.sh's HYDRA_VERSION).
 	Version string
 
-	proc   *process
+	proc   *testproc.Process
 	client *http.Client
 }
 
@@ -31,11 +33,11 @@ func StartHydra() (*Hydra, error) {
 	if err != nil {
 		return nil, err
 	}
-	public, err := freePort()
+	public, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	admin, err := freePort()
+	admin, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -56,7 +58,7 @@ func StartHydra() (*Hydra, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := h.proc.waitReady(h.URL+"/.well-known/openid-configuration", time.Minute); err != nil {
+	if err := waitReady(h.proc, h.URL+"/.well-known/openid-configuration", time.Minute); err != nil {
 		h.Stop()
 		return nil, err
 	}
@@ -64,10 +66,10 @@ func StartHydra() (*Hydra, error) {
 }
 
 // Stop ends the server.
-func (h *Hydra) Stop() { h.proc.stop() }
+func (h *Hydra) Stop() { stopProcess(h.proc) }
 
 // Log is the end of the server's output.
-func (h *Hydra) Log() string { return h.proc.out.tail() }
+func (h *Hydra) Log() string { return logTail(h.proc) }
 
 // CreateClient registers an OAuth 2.0 client (POST /admin/clients).
 func (h *Hydra) CreateClient(client map[string]any) error {

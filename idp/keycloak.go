@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // Keycloak is a Keycloak server started by StartKeycloak, in production mode (kc.sh start)
@@ -24,7 +26,7 @@ type Keycloak struct {
 	// Version is what the installed distribution says of itself ("26.5.6").
 	Version string
 
-	proc          *process
+	proc          *testproc.Process
 	adminPassword string
 	client        *http.Client
 }
@@ -41,11 +43,11 @@ func StartKeycloak() (*Keycloak, error) {
 		return nil, err
 	}
 	version, _ := os.ReadFile(filepath.Join(home, "version.txt"))
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
-	mgmt, err := freePort()
+	mgmt, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -70,7 +72,7 @@ func StartKeycloak() (*Keycloak, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := k.proc.waitReady(k.URL+"/realms/master/.well-known/openid-configuration", 5*time.Minute); err != nil {
+	if err := waitReady(k.proc, k.URL+"/realms/master/.well-known/openid-configuration", 5*time.Minute); err != nil {
 		k.Stop()
 		return nil, err
 	}
@@ -78,10 +80,10 @@ func StartKeycloak() (*Keycloak, error) {
 }
 
 // Stop ends the server.
-func (k *Keycloak) Stop() { k.proc.stop() }
+func (k *Keycloak) Stop() { stopProcess(k.proc) }
 
 // Log is the end of the server's output, for a failing test's log.
-func (k *Keycloak) Log() string { return k.proc.out.tail() }
+func (k *Keycloak) Log() string { return logTail(k.proc) }
 
 // Issuer is the iss of realm's tokens, also its OIDC discovery base.
 func (k *Keycloak) Issuer(realm string) string { return k.URL + "/realms/" + realm }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/jwt-authz/jwt-authz/idp"
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // The providers and the jwt-authz binary, each started or built once per test binary, on
@@ -142,7 +142,7 @@ func startAuthz(t *testing.T, config string) *authz {
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	grpcPort, httpPort := freePort(t), freePort(t)
+	grpcPort, httpPort := testproc.Port(t), testproc.Port(t)
 	file := filepath.Join(t.TempDir(), "jwt-authz.yaml")
 	text := fmt.Sprintf("grpc_address: 127.0.0.1:%d\nhttp_address: 127.0.0.1:%d\n%s", grpcPort, httpPort, config)
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
@@ -305,14 +305,4 @@ func httpStatus(url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // OIDCProvider is a node oidc-provider server started by StartOIDCProvider
@@ -41,7 +43,7 @@ type OIDCProvider struct {
 	// authenticates with private_key_jwt (ES256, kid "rs-jwt-1").
 	IntrospectionKey *ecdsa.PrivateKey
 
-	proc   *process
+	proc   *testproc.Process
 	client *http.Client
 }
 
@@ -97,7 +99,7 @@ func StartOIDCProvider() (*OIDCProvider, error) {
 		os.RemoveAll(run)
 		return nil, err
 	}
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, err
 	}
@@ -124,8 +126,8 @@ func StartOIDCProvider() (*OIDCProvider, error) {
 		os.RemoveAll(run)
 		return nil, err
 	}
-	go func() { <-o.proc.done; os.RemoveAll(run) }()
-	if err := o.proc.waitReady(o.URL+"/.well-known/openid-configuration", time.Minute); err != nil {
+	go func() { <-o.proc.Done(); os.RemoveAll(run) }()
+	if err := waitReady(o.proc, o.URL+"/.well-known/openid-configuration", time.Minute); err != nil {
 		o.Stop()
 		return nil, err
 	}
@@ -167,10 +169,10 @@ func (o *OIDCProvider) generateKeys() ([]string, error) {
 }
 
 // Stop ends the server.
-func (o *OIDCProvider) Stop() { o.proc.stop() }
+func (o *OIDCProvider) Stop() { stopProcess(o.proc) }
 
 // Log is the end of the server's output.
-func (o *OIDCProvider) Log() string { return o.proc.out.tail() }
+func (o *OIDCProvider) Log() string { return logTail(o.proc) }
 
 // ClientCredentials asks for an access token for Resource with the client-credentials grant.
 func (o *OIDCProvider) ClientCredentials(clientID, secret, scope string) (Tokens, error) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -13,10 +12,11 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // ErrNotInstalled means a provider could not be installed or found (no Java 21+, no node,
@@ -54,106 +54,46 @@ func install(script string) (string, error) {
 	return strings.TrimSpace(string(out)), nil
 }
 
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago. The providers take
-// their ports from the command line, so they cannot be handed a listener.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
 func local(port int) string { return "http://127.0.0.1:" + strconv.Itoa(port) }
 
-// process is a provider's server process, in a process group of its own so that Stop ends
-// its children too (kc.sh runs java as a child).
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *logBuffer
-	done chan struct{}
-	err  error
-}
-
-func startProcess(name string, env []string, bin string, args ...string) (*process, error) {
-	p := &process{name: name, cmd: exec.Command(bin, args...), out: &logBuffer{}, done: make(chan struct{})}
-	p.cmd.Env = append(os.Environ(), env...)
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	// Setpgid: Stop signals the whole group. Pdeathsig: a test binary that dies without
+// startProcess runs a provider's server in a process group of its own, so that stopping it
+// ends its children too (kc.sh runs java as a child).
+func startProcess(name string, env []string, bin string, args ...string) (*testproc.Process, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	// Setpgid: a stop signals the whole group. Pdeathsig: a test binary that dies without
 	// Stop does not leave a server behind (kc.sh forwards SIGTERM to java).
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
-	if err := p.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("idp: start %s: %w", name, err)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	p, err := testproc.Start(name, cmd)
+	if err != nil {
+		return nil, fmt.Errorf("idp: %w", err)
 	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
 	return p, nil
 }
 
-// waitReady polls GET url until it answers 200, the process exits or within passes.
-func (p *process) waitReady(url string, within time.Duration) error {
-	deadline := time.Now().Add(within)
-	for {
+// waitReady polls GET url every 200ms until it answers 200, the process exits or within
+// passes.
+func waitReady(p *testproc.Process, url string, within time.Duration) error {
+	err := p.Poll(within, 200*time.Millisecond, func() error {
 		resp, err := http.Get(url)
-		if err == nil {
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("GET %s: %s", url, resp.Status)
+		if err != nil {
+			return err
 		}
-		select {
-		case <-p.done:
-			return fmt.Errorf("idp: %s exited (%v) before it was ready:\n%s", p.name, p.err, p.out.tail())
-		default:
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", url, resp.Status)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("idp: %s not ready after %s: %v\n%s", p.name, within, err, p.out.tail())
-		}
-		time.Sleep(200 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("idp: %s not ready: %w\n%s", p.Name, err, logTail(p))
 	}
+	return nil
 }
 
-// stop sends SIGTERM to the process group and SIGKILL after 10s.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-		<-p.done
-	}
-}
+// stopProcess sends SIGTERM to the process group and SIGKILL after 10s.
+func stopProcess(p *testproc.Process) { _ = p.Stop(10 * time.Second) }
 
-// logBuffer keeps a process's output for error messages.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// tail is the last 4 KiB of the output.
-func (l *logBuffer) tail() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	b := l.b.Bytes()
-	if len(b) > 4096 {
-		b = b[len(b)-4096:]
-	}
-	return string(b)
-}
+// logTail is the last 4 KiB of the process's output, for error messages.
+func logTail(p *testproc.Process) string { return p.Out.Tail(4096) }
