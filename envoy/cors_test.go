@@ -115,7 +115,7 @@ func TestCORSAndCookies(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if log := s.envoy.out.String(); strings.Contains(log, tok) || strings.Contains(log, "access_token=") {
+		if log := s.envoy.Out.String(); strings.Contains(log, tok) || strings.Contains(log, "access_token=") {
 			t.Errorf("Envoy's access log holds the query credential: %s", l)
 		}
 	})

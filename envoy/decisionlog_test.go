@@ -24,11 +24,11 @@ func TestDecisionLogKeepsEveryLine(t *testing.T) {
 	}})
 	l := s.startLoad(t, 3, 0)
 	l.waitUntil(t, "allowed requests before SIGHUP", func(c loadCounts) bool { return c.Allowed >= 50 })
-	if err := s.authz.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := s.authz.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	s.authz.waitFor(t, "the reload after SIGHUP", func() error {
-		if !strings.Contains(s.authz.out.String(), `"msg":"config reloaded"`) {
+	s.authz.WaitFor(t, "the reload after SIGHUP", func() error {
+		if !strings.Contains(s.authz.Out.String(), `"msg":"config reloaded"`) {
 			return errors.New("no \"config reloaded\" line yet")
 		}
 		return nil
@@ -45,11 +45,11 @@ func TestDecisionLogKeepsEveryLine(t *testing.T) {
 	l.check(t)
 	decided := metric(t, "http://"+local(s.AuthzHTTP)+"/metrics", "jwt_authz_decisions_total")
 
-	s.authz.sigterm()
-	if err := s.authz.exited(30 * time.Second); err != nil {
+	s.authz.Signal(syscall.SIGTERM)
+	if err := s.authz.Exited(30 * time.Second); err != nil {
 		t.Fatalf("jwt-authz after SIGTERM: %v, want exit 0", err)
 	}
-	out := strings.TrimSuffix(s.authz.out.String(), "\n")
+	out := strings.TrimSuffix(s.authz.Out.String(), "\n")
 	// The last line is logged just before exit: seeing it shows the final flush happened.
 	if !strings.HasSuffix(out, `"msg":"stopped"}`) {
 		t.Errorf("jwt-authz output does not end with its \"stopped\" line: %s", redact(out[max(0, len(out)-300):]))

@@ -243,7 +243,7 @@ func (s *stack) scenarios(t *testing.T) {
 
 	// Last: it kills jwt-authz.
 	t.Run("jwt-authz down is 503, never 200", func(t *testing.T) {
-		s.authz.kill()
+		s.authz.Kill()
 		for i := range 3 {
 			for _, tc := range []struct {
 				path string

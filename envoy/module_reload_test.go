@@ -69,13 +69,13 @@ dynamic_resources:
 	t.Setenv("GOMAXPROCS", "") // unset: the module chooses
 	p := start(t, "envoy", envoyBinary(t), "-c", boot, "--disable-hot-restart", "--concurrency", "1", "--log-level", "warning")
 	base := fmt.Sprintf("http://127.0.0.1:%d/x", port)
-	p.waitFor(t, "the module's listener", httpStatus(base, 401))
+	p.WaitFor(t, "the module's listener", httpStatus(base, 401))
 	// The module asks Envoy for its worker count (get_concurrency) and keeps a Go P more
 	// than that, so that a worker never waits for one (envoy/module/procs.go). Its log
 	// lines reach Envoy's output within 100 ms (linewriter).
-	p.waitFor(t, "the module's loaded line", func() error {
+	p.WaitFor(t, "the module's loaded line", func() error {
 		const want = `"envoy_workers":1,"gomaxprocs":`
-		out := p.out.String()
+		out := p.Out.String()
 		i := strings.Index(out, want)
 		if i < 0 {
 			return fmt.Errorf("no %s in Envoy's output yet", want)
@@ -92,14 +92,14 @@ dynamic_resources:
 
 	writeLDS("2", bad)
 	stats := fmt.Sprintf("http://127.0.0.1:%d/stats?filter=listener_manager.lds.update_rejected", admin)
-	p.waitFor(t, "the bad update refused", httpOK(stats, "update_rejected: 1"))
+	p.WaitFor(t, "the bad update refused", httpOK(stats, "update_rejected: 1"))
 	for range 3 {
 		if err := httpStatus(base, 401)(); err != nil {
 			t.Errorf("after the refused update: %v", err)
 		}
 	}
-	if !strings.Contains(p.out.String(), `jwt-authz module: filter "jwt_authz": config: `+bad) {
-		t.Errorf("Envoy's output lacks the module's error for %s:\n%s", bad, p.out.String())
+	if !strings.Contains(p.Out.String(), `jwt-authz module: filter "jwt_authz": config: `+bad) {
+		t.Errorf("Envoy's output lacks the module's error for %s:\n%s", bad, p.Out.String())
 	}
 }
 

@@ -77,7 +77,7 @@ func TestModuleSafety(t *testing.T) {
 
 	t.Run("a key source that stops answering", func(t *testing.T) {
 		kid := s.kid(t)
-		s.issuerProc.kill()
+		s.issuerProc.Kill()
 		r := s.do(t, "GET", "/api/things", bearer(mint(t, s.key, "after-the-issuer-died", s.claims())), "")
 		if r.status != 401 && r.status != 503 {
 			t.Errorf("GET /api/things (unknown kid, issuer down) = %d %s, want 401 or 503", r.status, clip(r.body))

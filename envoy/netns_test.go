@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/compose-spec/compose-go/v2/types"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // inNamespace marks the re-executed test binary that runs inside the namespaces.
@@ -122,7 +124,7 @@ func composeServices(t *testing.T) {
 	}
 
 	healthy := map[string]bool{}
-	procs := map[string]*process{}
+	procs := map[string]*testproc.Process{}
 	for len(healthy) < len(p.Services) {
 		progress := false
 		for _, name := range p.ServiceNames() {
@@ -143,7 +145,7 @@ func composeServices(t *testing.T) {
 				t.Fatalf("%s healthcheck.test %q: want the CMD form", name, hc)
 			}
 			check := local(hc[1:])
-			proc.waitFor(t, "its compose health check", func() error {
+			proc.WaitFor(t, "its compose health check", func() error {
 				if out, err := exec.Command(check[0], check[1:]...).CombinedOutput(); err != nil {
 					return fmt.Errorf("%q: %v %s", hc[1:], err, clip(out))
 				}
@@ -158,7 +160,7 @@ func composeServices(t *testing.T) {
 	}
 
 	// The Envoy health check says LIVE; the first check of jwt-authz may still be under way.
-	procs["envoy"].waitFor(t, "authz cluster healthy", httpOK("http://127.0.0.1:9901/clusters", "::health_flags::healthy"))
+	procs["envoy"].WaitFor(t, "authz cluster healthy", httpOK("http://127.0.0.1:9901/clusters", "::health_flags::healthy"))
 
 	s := &stack{base: "http://127.0.0.1:8000"}
 	alice := s.login(t, "alice", "alice-password")

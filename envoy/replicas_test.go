@@ -2,8 +2,11 @@ package envoy
 
 import (
 	"errors"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // TestRollingRestart runs two jwt-authz replicas behind the authz cluster and restarts them
@@ -31,7 +34,7 @@ func TestRollingRestart(t *testing.T) {
 		name           string
 		grpc, http     int
 		file           string
-		proc           *process
+		proc           *testproc.Process
 		checksAnswered float64 // before its SIGTERM
 	}{
 		{name: "jwt-authz A", grpc: s.Authz, http: s.AuthzHTTP, file: s.authzFile, proc: s.authz},
@@ -45,10 +48,10 @@ func TestRollingRestart(t *testing.T) {
 		r := &replicas[i]
 		r.checksAnswered = metric(t, "http://"+local(r.http)+"/metrics", "jwt_authz_decisions_total")
 		sent := time.Now()
-		r.proc.sigterm()
-		s.envoy.waitFor(t, r.name+" unhealthy", httpOK(s.admin+"/clusters", "authz::"+local(r.grpc)+"::health_flags::/failed_active_hc"))
+		r.proc.Signal(syscall.SIGTERM)
+		s.envoy.WaitFor(t, r.name+" unhealthy", httpOK(s.admin+"/clusters", "authz::"+local(r.grpc)+"::health_flags::/failed_active_hc"))
 		t.Logf("%s: SIGTERM after %v checks; Envoy saw it unhealthy %v later", r.name, r.checksAnswered, time.Since(sent).Round(time.Millisecond))
-		if err := r.proc.exited(30 * time.Second); err != nil {
+		if err := r.proc.Exited(30 * time.Second); err != nil {
 			t.Fatalf("%s after SIGTERM: %v, want exit 0", r.name, err)
 		}
 		r.proc = s.startAuthz(t, r.name+" (restarted)", r.file, r.http)
@@ -56,7 +59,7 @@ func TestRollingRestart(t *testing.T) {
 	}
 	// Traffic comes back to each restarted replica.
 	for _, r := range replicas {
-		r.proc.waitFor(t, "a check answered after the restart", func() error {
+		r.proc.WaitFor(t, "a check answered after the restart", func() error {
 			if metric(t, "http://"+local(r.http)+"/metrics", "jwt_authz_decisions_total") == 0 {
 				return errors.New("none yet")
 			}

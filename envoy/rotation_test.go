@@ -124,14 +124,14 @@ func withdrawnKey(t *testing.T) {
 	if rot.PreviousKID != old {
 		t.Fatalf("the rotation replaced kid %q, want %q", rot.PreviousKID, old)
 	}
-	s.issuerProc.waitFor(t, "kid "+old+" withdrawn", func() error {
+	s.issuerProc.WaitFor(t, "kid "+old+" withdrawn", func() error {
 		if slices.ContainsFunc(s.jwks(t), func(k publishedKey) bool { return k.Kid == old }) {
 			return errors.New("still published")
 		}
 		return nil
 	})
 	// jwt-authz's next refresh drops the key; until then the token still passes.
-	s.authz.waitFor(t, "the cached token refused", func() error {
+	s.authz.WaitFor(t, "the cached token refused", func() error {
 		r := s.do(t, "GET", "/api/things", bearer(cached), "")
 		switch {
 		case r.status == 401:

@@ -36,7 +36,7 @@ func TestShadowAndCEL(t *testing.T) {
 	} {
 		l, err := s.accessLog(parts...)
 		if err != nil {
-			t.Errorf("Envoy access log: no line with %q:\n%s", parts, s.envoy.out.String())
+			t.Errorf("Envoy access log: no line with %q:\n%s", parts, s.envoy.Out.String())
 			continue
 		}
 		t.Log(l)

@@ -1,113 +1,33 @@
 package envoy
 
 import (
-	"bytes"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jwt-authz/jwt-authz/config"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
-// process is one program under test; its stdout and stderr are kept and written to the test
-// log when the test fails.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed when the process has exited
-	err  error         // its exit status, once done is closed
-}
-
-// start runs bin with args until the test ends.
-func start(t *testing.T, name, bin string, args ...string) *process {
+// start runs bin with args until the test ends; its output, credentials redacted, is
+// written to the test log when the test fails.
+func start(t *testing.T, name, bin string, args ...string) *testproc.Process {
 	t.Helper()
-	p := &process{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("--- %s %s ---\n%s", name, strings.Join(args, " "), redact(p.out.String()))
-		}
-	})
-	return p
-}
-
-// stop asks the process to exit (SIGTERM) and kills it if it has not after 5s.
-func (p *process) stop() {
-	select {
-	case <-p.done:
-	default:
-		p.sigterm()
-		_ = p.exited(5 * time.Second)
-	}
-}
-
-// sigterm asks the process to exit.
-func (p *process) sigterm() { _ = p.cmd.Process.Signal(syscall.SIGTERM) }
-
-// exited waits up to within for the process to exit, kills it after that, and returns its
-// exit status: nil for exit 0.
-func (p *process) exited(within time.Duration) error {
-	select {
-	case <-p.done:
-		return p.err
-	case <-time.After(within):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		return fmt.Errorf("%s was still running %s after SIGTERM: killed", p.name, within)
-	}
-}
-
-// kill ends the process at once, as a crash would.
-func (p *process) kill() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// waitFor polls ready every 50ms until it returns nil, the process exits or 30s pass.
-func (p *process) waitFor(t *testing.T, what string, ready func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := ready()
-		if err == nil {
-			return
-		}
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited (%v) before %s", p.name, p.err, what)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %s: not after 30s: %v", p.name, what, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	return testproc.Run(t, name, redact, bin, args...)
 }
 
 // httpOK is a readiness probe: GET url answers 200 (and the body contains want).
@@ -184,23 +104,6 @@ func envoyCounter(t *testing.T, s *stack, name string) int {
 	return n
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Logs and bodies that reach the test output never carry a credential, whatever a process
 // under test printed or echoed: anything shaped like a JWS (or the start of one) and any
 // Bearer credential is replaced.
@@ -236,7 +139,7 @@ type stack struct {
 	audience string            // the audience jwt-authz accepts
 	key      *ecdsa.PrivateKey // the issuer's first signing key (given with -key-file)
 
-	envoy, authz, issuerProc, upstream *process
+	envoy, authz, issuerProc, upstream *testproc.Process
 }
 
 // stackOptions vary the demo for one test; the zero value runs it as shipped.
@@ -289,8 +192,8 @@ func startStack(t *testing.T, opts stackOptions) *stack {
 	}
 	s.issuerProc = start(t, "demo-issuer", binary(t, "demo-issuer"), append(args, opts.issuerArgs...)...)
 	s.upstream = start(t, "demo-upstream", binary(t, "demo-upstream"), "-addr", local(s.Upstream))
-	s.issuerProc.waitFor(t, "GET /healthz", httpOK("http://"+local(s.Issuer)+"/healthz", ""))
-	s.upstream.waitFor(t, "GET /healthz", httpOK("http://"+local(s.Upstream)+"/healthz", ""))
+	s.issuerProc.WaitFor(t, "GET /healthz", httpOK("http://"+local(s.Issuer)+"/healthz", ""))
+	s.upstream.WaitFor(t, "GET /healthz", httpOK("http://"+local(s.Upstream)+"/healthz", ""))
 
 	s.authz = s.startAuthz(t, "jwt-authz", s.authzFile, s.AuthzHTTP)
 	s = s.frontedBy(t, "envoy", s.Listener, s.Admin, s.envoyConfig(t, s.Listener, s.Admin, opts.editEnvoy))
@@ -323,10 +226,10 @@ func (s *stack) authzConfig(t *testing.T, name string, grpcPort, httpPort int) s
 
 // startAuthz runs jwt-authz with cfgFile and returns once its /readyz on httpPort answers
 // 200: it has its keys.
-func (s *stack) startAuthz(t *testing.T, name, cfgFile string, httpPort int) *process {
+func (s *stack) startAuthz(t *testing.T, name, cfgFile string, httpPort int) *testproc.Process {
 	t.Helper()
 	p := start(t, name, binary(t, "jwt-authz"), "-config", cfgFile)
-	p.waitFor(t, "GET /readyz", httpOK("http://"+local(httpPort)+"/readyz", ""))
+	p.WaitFor(t, "GET /readyz", httpOK("http://"+local(httpPort)+"/readyz", ""))
 	return p
 }
 
@@ -364,7 +267,7 @@ func (s *stack) frontedBy(t *testing.T, name string, listener, admin int, cfg []
 		"--concurrency", "1", "--log-level", "warning",
 		// Access log lines are read by the tests: flush them every 200ms, not every 10s.
 		"--file-flush-interval-msec", "200")
-	f.envoy.waitFor(t, "admin /ready", httpOK(f.admin+"/ready", "LIVE"))
+	f.envoy.WaitFor(t, "admin /ready", httpOK(f.admin+"/ready", "LIVE"))
 	return &f
 }
 
@@ -372,7 +275,7 @@ func (s *stack) frontedBy(t *testing.T, name string, listener, admin int, cfg []
 // 127.0.0.1:port healthy.
 func (s *stack) waitHealthy(t *testing.T, cluster string, port int) {
 	t.Helper()
-	s.envoy.waitFor(t, cluster+" endpoint "+local(port)+" healthy",
+	s.envoy.WaitFor(t, cluster+" endpoint "+local(port)+" healthy",
 		httpOK(s.admin+"/clusters", cluster+"::"+local(port)+"::health_flags::healthy"))
 }
 
@@ -386,18 +289,7 @@ func writeFile(t *testing.T, name string, data []byte) {
 // accessLog waits up to 5s (Envoy flushes its log every 200ms here) for an access log
 // line that contains every one of parts, and returns it.
 func (s *stack) accessLog(parts ...string) (string, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		for _, l := range strings.Split(s.envoy.out.String(), "\n") {
-			if containsAll(l, parts) {
-				return l, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			return "", errors.New("no such access log line")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return s.envoy.Out.WaitLine(5*time.Second, func(l string) bool { return containsAll(l, parts) })
 }
 
 func containsAll(s string, parts []string) bool {

@@ -60,7 +60,7 @@ func TestTLS(t *testing.T) {
 		t.Run(tc.name+": 503, never 200", func(t *testing.T) {
 			p := freePorts(t)
 			e := s.frontedBy(t, tc.envoy, p.Listener, p.Admin, s.envoyConfig(t, p.Listener, p.Admin, upstreamTLS(ca.certFile, tc.cert, tc.key)))
-			e.envoy.waitFor(t, "a failed health check of jwt-authz", func() error {
+			e.envoy.WaitFor(t, "a failed health check of jwt-authz", func() error {
 				if envoyCounter(t, e, "cluster.authz.health_check.failure") == 0 {
 					return errors.New("none yet")
 				}
@@ -96,7 +96,7 @@ func TestTLS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s.authz.waitFor(t, "the rotated certificate served", func() error {
+		s.authz.WaitFor(t, "the rotated certificate served", func() error {
 			c, err := tls.Dial("tcp", local(s.Authz), &tls.Config{RootCAs: ca.pool(), ServerName: "localhost",
 				Certificates: []tls.Certificate{client}, NextProtos: []string{"h2"}})
 			if err != nil {

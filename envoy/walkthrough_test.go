@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // TestREADMEWalkthrough runs the README's walkthrough as a new user would: "make demo" as
@@ -51,7 +53,7 @@ func walkthroughBlock(t *testing.T) string {
 func readmeWalkthrough(t *testing.T) {
 	block := walkthroughBlock(t)
 
-	out := &syncBuffer{}
+	out := &testproc.Output{}
 	demo := exec.Command("make", "demo")
 	demo.Dir = repoRoot
 	demo.Stdout, demo.Stderr = out, out

@@ -59,7 +59,7 @@ func startBrowser(t *testing.T) *browser {
 	port := freePorts(t).Listener
 	driver := start(t, "chromedriver", driverBin, "--port="+strconv.Itoa(port), "--allowed-ips=127.0.0.1")
 	base := "http://" + local(port)
-	driver.waitFor(t, "GET /status", httpOK(base+"/status", `"ready":true`))
+	driver.WaitFor(t, "GET /status", httpOK(base+"/status", `"ready":true`))
 	b := &browser{t: t}
 	var created struct {
 		SessionID string `json:"sessionId"`

@@ -47,16 +47,16 @@ func (o *Output) Tail(n int) string {
 	return string(b)
 }
 
-// ErrNoLine means no line of the output held what WaitLine looked for in time.
+// ErrNoLine means no line of the output matched in time.
 var ErrNoLine = errors.New("testproc: no such line in the output")
 
-// WaitLine returns the first line of the output that contains every one of parts, looking
-// again every 100ms for up to within.
-func (o *Output) WaitLine(within time.Duration, parts ...string) (string, error) {
+// WaitLine returns the first line of the output that match accepts, looking again every
+// 100ms for up to within.
+func (o *Output) WaitLine(within time.Duration, match func(line string) bool) (string, error) {
 	deadline := time.Now().Add(within)
 	for {
 		for _, l := range strings.Split(o.String(), "\n") {
-			if containsAll(l, parts) {
+			if match(l) {
 				return l, nil
 			}
 		}
@@ -65,15 +65,6 @@ func (o *Output) WaitLine(within time.Duration, parts ...string) (string, error)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func containsAll(s string, parts []string) bool {
-	for _, p := range parts {
-		if !strings.Contains(s, p) {
-			return false
-		}
-	}
-	return true
 }
 
 // Process is one running program. When its command has Setpgid set, signals go to its
@@ -133,12 +124,12 @@ func (p *Process) Err() error {
 }
 
 // Signal sends sig to the program (to its group with Setpgid).
-func (p *Process) Signal(sig syscall.Signal) {
+func (p *Process) Signal(sig syscall.Signal) error {
 	pid := p.Cmd.Process.Pid
 	if a := p.Cmd.SysProcAttr; a != nil && a.Setpgid {
 		pid = -pid
 	}
-	_ = syscall.Kill(pid, sig)
+	return syscall.Kill(pid, sig)
 }
 
 // Exited waits up to within for the program to exit, kills it after that, and returns its
@@ -161,13 +152,13 @@ func (p *Process) Stop(within time.Duration) error {
 		return p.err
 	default:
 	}
-	p.Signal(syscall.SIGTERM)
+	_ = p.Signal(syscall.SIGTERM)
 	return p.Exited(within)
 }
 
 // Kill ends the program at once, as a crash would, and waits for it to be gone.
 func (p *Process) Kill() {
-	p.Signal(syscall.SIGKILL)
+	_ = p.Signal(syscall.SIGKILL)
 	<-p.done
 }
 

@@ -25,9 +25,11 @@ func sh(t *testing.T, script string, group bool) *Process {
 	return p
 }
 
+func isLine(want string) func(string) bool { return func(l string) bool { return l == want } }
+
 func TestOutputWhileRunning(t *testing.T) {
 	p := sh(t, `echo starting; echo "listening on port 1234" >&2; exec sleep 30`, false)
-	line, err := p.Out.WaitLine(30*time.Second, "listening", "1234")
+	line, err := p.Out.WaitLine(30*time.Second, func(l string) bool { return strings.HasSuffix(l, "1234") })
 	if err != nil || line != "listening on port 1234" {
 		t.Fatalf("WaitLine = %q, %v; output so far:\n%s", line, err, p.Out.String())
 	}
@@ -40,7 +42,7 @@ func TestOutputWhileRunning(t *testing.T) {
 	if got := p.Out.Tail(1 << 20); got != p.Out.String() {
 		t.Errorf("Tail(1 MiB) = %q, want all of it", got)
 	}
-	if _, err := p.Out.WaitLine(200*time.Millisecond, "never printed"); !errors.Is(err, ErrNoLine) {
+	if _, err := p.Out.WaitLine(200*time.Millisecond, func(l string) bool { return l == "never printed" }); !errors.Is(err, ErrNoLine) {
 		t.Errorf("WaitLine(never printed) = %v, want ErrNoLine", err)
 	}
 }
@@ -48,7 +50,7 @@ func TestOutputWhileRunning(t *testing.T) {
 func TestStopAsksFirst(t *testing.T) {
 	// sh runs a trap only between commands: wait is one it leaves on a signal.
 	p := sh(t, `trap 'echo got TERM; kill $!; exit 3' TERM; echo up; sleep 30 & wait`, false)
-	if _, err := p.Out.WaitLine(30*time.Second, "up"); err != nil {
+	if _, err := p.Out.WaitLine(30*time.Second, isLine("up")); err != nil {
 		t.Fatal(err)
 	}
 	err := p.Stop(30 * time.Second)
@@ -66,7 +68,7 @@ func TestStopAsksFirst(t *testing.T) {
 
 func TestStopKillsWhatIgnoresTERM(t *testing.T) {
 	p := sh(t, `trap '' TERM; echo up; while :; do sleep 0.1; done`, false)
-	if _, err := p.Out.WaitLine(30*time.Second, "up"); err != nil {
+	if _, err := p.Out.WaitLine(30*time.Second, isLine("up")); err != nil {
 		t.Fatal(err)
 	}
 	err := p.Stop(300 * time.Millisecond)
@@ -85,7 +87,7 @@ func TestStopKillsWhatIgnoresTERM(t *testing.T) {
 // and kill, and report the program as still running.
 func TestStopSignalsTheGroup(t *testing.T) {
 	p := sh(t, `sleep 30 & echo "child $!"; wait`, true)
-	if _, err := p.Out.WaitLine(30*time.Second, "child "); err != nil {
+	if _, err := p.Out.WaitLine(30*time.Second, func(l string) bool { return strings.HasPrefix(l, "child ") }); err != nil {
 		t.Fatal(err)
 	}
 	err := p.Stop(10 * time.Second)
