@@ -121,7 +121,7 @@ func startedHydra(t *testing.T) *idp.Hydra {
 type authz struct {
 	client  authv3.AuthorizationClient
 	httpURL string
-	out     *bytes.Buffer
+	out     *testproc.Output // its stdout and stderr
 }
 
 // startAuthz writes config (its grpc_address and http_address are added here) and runs
@@ -148,33 +148,23 @@ func startAuthz(t *testing.T, config string) *authz {
 	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	a := &authz{httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), out: &bytes.Buffer{}}
-	cmd := exec.Command(authzBin, "-config", file)
-	cmd.Stdout, cmd.Stderr = a.out, a.out // one writer: exec serialises its writes
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start("jwt-authz", exec.Command(authzBin, "-config", file))
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
+	a := &authz{httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), out: p.Out}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
+		p.Kill()
 		if t.Failed() {
-			t.Logf("--- jwt-authz ---\n%s", a.out) // read once the process has exited
+			t.Logf("--- jwt-authz ---\n%s", a.out)
 		}
 	})
-	deadline := time.Now().Add(30 * time.Second)
-	for httpStatus(a.httpURL+"/healthz") != http.StatusOK {
-		select {
-		case <-done:
-			t.Fatalf("jwt-authz exited before serving /healthz")
-		default:
+	p.WaitFor(t, "serving /healthz", func() error {
+		if code := httpStatus(a.httpURL + "/healthz"); code != http.StatusOK {
+			return fmt.Errorf("GET /healthz: %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("jwt-authz: no /healthz after 30s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)

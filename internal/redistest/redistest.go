@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jwt-authz/jwt-authz/internal/testproc"
 )
 
 // Start runs a server with extra arguments (such as "--requirepass", "x") and returns its
@@ -32,28 +34,18 @@ func Start(t testing.TB, extra ...string) string {
 		}
 		t.Skip("no redis-server or valkey-server on PATH")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := testproc.Port(t)
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	args := append([]string{"--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
 		"--dir", t.TempDir()}, extra...)
-	cmd := exec.Command(bin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
+	p, err := testproc.Start(bin, exec.Command(bin, args...))
+	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
+		p.Kill()
 		if t.Failed() {
-			t.Logf("--- %s ---\n%s", bin, out.String())
+			t.Logf("--- %s ---\n%s", bin, p.Out)
 		}
 	})
 	password := ""
@@ -62,19 +54,10 @@ func Start(t testing.TB, extra ...string) string {
 			password = extra[i+1]
 		}
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if err := ping(addr, password); err == nil {
-			return addr
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%s on %s: no PONG within 10s: %v", bin, addr, err)
-		}
-		select {
-		case <-done:
-			t.Fatalf("%s exited: %s", bin, out.String())
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := p.Poll(10*time.Second, 50*time.Millisecond, func() error { return ping(addr, password) }); err != nil {
+		t.Fatalf("%s on %s: no PONG: %v\n%s", bin, addr, err, p.Out)
 	}
+	return addr
 }
 
 func ping(addr, password string) error {
