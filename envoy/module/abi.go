@@ -134,14 +134,19 @@ func defineCounter(config uintptr, name string, labels ...string) (uint, error) 
 	return uint(id), nil
 }
 
-// incrementCounter adds one to counter id for these label values (at most 4).
-func incrementCounter(filter uintptr, id uint, values ...string) {
-	var vs [4]C.module_buffer
-	for i, v := range values {
-		vs[i] = moduleBuffer(v)
-	}
-	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &vs[0], C.size_t(len(values)), 1)
-	runtime.KeepAlive(values)
+// incrementCounter adds one to counter id, defined with no labels.
+func incrementCounter(filter uintptr, id uint) {
+	var none C.module_buffer // a valid address for a list of no label values
+	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &none, 0, 1)
+}
+
+// incrementCounter2 adds one to counter id, defined with two labels, for these values. Two
+// strings, not a slice: a slice kept alive across the call was allocated on every call.
+func incrementCounter2(filter uintptr, id uint, value1, value2 string) {
+	vs := [2]C.module_buffer{moduleBuffer(value1), moduleBuffer(value2)}
+	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &vs[0], C.size_t(len(vs)), 1)
+	runtime.KeepAlive(value1)
+	runtime.KeepAlive(value2)
 }
 
 // envoyWorkers is Envoy's number of worker threads; call it on the main thread only (the
@@ -198,15 +203,13 @@ func envoy_dynamic_module_on_http_filter_config_destroy(cfg C.uintptr_t) {
 func envoy_dynamic_module_on_http_filter_new(cfg C.uintptr_t, envoy C.uintptr_t) (ptr C.uintptr_t) {
 	defer recoverPanic("filter_new")
 	m := cgo.Handle(cfg).Value().(*module)
-	return C.uintptr_t(cgo.NewHandle(&filter{m: m, envoy: uintptr(envoy)}))
+	return C.uintptr_t(newFilter(m, uintptr(envoy)))
 }
 
 //export envoy_dynamic_module_on_http_filter_destroy
 func envoy_dynamic_module_on_http_filter_destroy(f C.uintptr_t) {
 	defer recoverPanic("filter_destroy")
-	h := cgo.Handle(f)
-	h.Value().(*filter).onDestroy()
-	h.Delete()
+	cgo.Handle(f).Value().(*filter).onDestroy() // deletes the handle or keeps it for reuse
 }
 
 //export envoy_dynamic_module_on_http_filter_request_headers

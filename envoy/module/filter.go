@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"runtime/cgo"
 	"strings"
 	"sync"
 	"time"
@@ -22,6 +23,16 @@ const metadataNamespace = "jwt_authz"
 type filter struct {
 	m     *module
 	envoy uintptr // Envoy's filter pointer: valid until the destroy hook
+
+	// A filter is reused by a later stream (idle), with its handle, unless a goroutine may
+	// still hold it (offThread). req, attempt and ctx (which carries &attempt) are the
+	// inline decision's, kept here so that a cached allow allocates none of them.
+	handle    cgo.Handle
+	offThread bool
+	req       extauthz.Request
+	headers   []extauthz.Header // backs req.Headers
+	attempt   inlineAttempt
+	ctx       context.Context
 
 	mu        sync.Mutex
 	scheduler uintptr           // set while a decision runs off the worker thread
@@ -65,19 +76,24 @@ func (k noWaitKeys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, b
 // the worker thread through the scheduler (onScheduled).
 func (f *filter) onRequestHeaders() int {
 	yieldIfDue()
-	req := requestView(requestHeaders(f.envoy))
+	req := &f.req
+	f.headers = requestHeaders(f.headers, f.envoy)
+	requestView(req, f.headers)
 	if testPanic != nil {
 		testPanic(req)
 	}
-	attempt := &inlineAttempt{}
-	ctx := context.WithValue(context.Background(), inlineKey{}, attempt)
+	f.attempt = inlineAttempt{}
 	start := time.Now()
-	out := f.m.srv.Policy().Decide(ctx, req, start)
-	if !attempt.wait {
-		f.m.srv.Record(ctx, extauthz.FrontModule, out, time.Since(start))
-		return f.answer(out)
+	out := f.m.srv.Policy().Decide(f.ctx, req, start)
+	if !f.attempt.wait {
+		f.m.srv.Record(f.ctx, extauthz.FrontModule, out, time.Since(start))
+		status := f.answer(out)
+		out.Release()
+		return status
 	}
+	out.Release()
 	f.mu.Lock()
+	f.offThread = true
 	f.scheduler = newScheduler(f.envoy)
 	f.mu.Unlock()
 	go f.decideOffThread(req)
@@ -120,7 +136,9 @@ func (f *filter) onScheduled() {
 		internalError(f.envoy)
 		return
 	}
-	if f.answer(out) == statusContinue {
+	status := f.answer(out)
+	out.Release()
+	if status == statusContinue {
 		continueDecoding(f.envoy)
 	}
 }
@@ -142,6 +160,54 @@ func (f *filter) onDestroy() {
 	if sched != 0 {
 		deleteScheduler(sched)
 	}
+	f.release()
+}
+
+// idle holds filters whose streams have ended, each with its handle, for later streams:
+// a new handle and filter per stream was allocation and sync.Map work on Envoy's worker.
+var idle struct {
+	sync.Mutex
+	filters []*filter
+}
+
+// maxIdle bounds idle: beyond it a filter's handle is deleted and the filter collected.
+const maxIdle = 4096
+
+// newFilter answers the handle Envoy keeps for a new stream of m's.
+func newFilter(m *module, envoy uintptr) cgo.Handle {
+	var f *filter
+	idle.Lock()
+	if n := len(idle.filters); n > 0 {
+		f = idle.filters[n-1]
+		idle.filters[n-1] = nil
+		idle.filters = idle.filters[:n-1]
+	}
+	idle.Unlock()
+	if f == nil {
+		f = &filter{}
+		f.ctx = context.WithValue(context.Background(), inlineKey{}, &f.attempt)
+		f.handle = cgo.NewHandle(f)
+	}
+	f.m, f.envoy = m, envoy
+	return f.handle
+}
+
+// release ends f's use by its stream (the destroy hook). A filter that went off the
+// worker thread may still be held by its goroutine, so only its handle goes.
+func (f *filter) release() {
+	if f.offThread {
+		f.handle.Delete()
+		return
+	}
+	f.m, f.envoy, f.req, f.attempt, f.destroyed = nil, 0, extauthz.Request{}, inlineAttempt{}, false
+	clear(f.headers) // the list stays for the next stream; the request's strings go
+	idle.Lock()
+	defer idle.Unlock()
+	if len(idle.filters) < maxIdle {
+		idle.filters = append(idle.filters, f)
+		return
+	}
+	f.handle.Delete()
 }
 
 // answer applies an outcome: a denial is a local reply; an allow removes every header the
@@ -153,7 +219,7 @@ func (f *filter) answer(out *extauthz.Outcome) int {
 	if out.Allowed {
 		decision = "allow"
 	}
-	incrementCounter(f.envoy, f.m.decisions, decision, string(out.Reason))
+	incrementCounter2(f.envoy, f.m.decisions, decision, string(out.Reason))
 	if !out.Allowed {
 		headers, body := out.Denial()
 		hs := make([][2]string, len(headers))
@@ -191,8 +257,8 @@ func (f *filter) setMetadata(d extauthz.Decision) {
 // requestView turns Envoy's request headers into the decision's request view. HTTP/1 and
 // HTTP/2 alike reach a filter with :method, :path and :authority as pseudo-headers; they
 // are taken out of the header list in place.
-func requestView(headers []extauthz.Header) *extauthz.Request {
-	req := &extauthz.Request{}
+func requestView(req *extauthz.Request, headers []extauthz.Header) {
+	*req = extauthz.Request{}
 	kept := headers[:0]
 	for _, h := range headers {
 		if !strings.HasPrefix(h.Name, ":") {
@@ -209,5 +275,4 @@ func requestView(headers []extauthz.Header) *extauthz.Request {
 		}
 	}
 	req.Headers = kept
-	return req
 }

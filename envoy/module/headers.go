@@ -42,7 +42,10 @@ import (
 // a repeated header stays separate entries. The names and values are copied into one Go
 // buffer (Envoy's memory is gone after the hook) and sliced from it: two allocations per
 // request instead of two per header.
-func requestHeaders(filter uintptr) []extauthz.Header {
+//
+// The header list is appended to dst[:0] (the filter's, reused by its later streams); the
+// buffer is new for every request, as the decision may keep strings from it.
+func requestHeaders(dst []extauthz.Header, filter uintptr) []extauthz.Header {
 	r := C.request_headers(C.uintptr_t(filter))
 	var raw []C.envoy_http_header
 	switch {
@@ -66,11 +69,11 @@ func requestHeaders(filter uintptr) []extauthz.Header {
 		buf = append(buf, unsafe.Slice((*byte)(unsafe.Pointer(h.value_ptr)), h.value_length)...)
 	}
 	all := unsafe.String(unsafe.SliceData(buf), len(buf)) // buf is never written again
-	hs := make([]extauthz.Header, len(raw))
+	hs := dst[:0]
 	at := 0
-	for i, h := range raw {
+	for _, h := range raw {
 		k, v := int(h.key_length), int(h.value_length)
-		hs[i] = extauthz.Header{Name: all[at : at+k], Value: all[at+k : at+k+v]}
+		hs = append(hs, extauthz.Header{Name: all[at : at+k], Value: all[at+k : at+k+v]})
 		at += k + v
 	}
 	return hs
