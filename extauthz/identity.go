@@ -112,7 +112,8 @@ func (p *Policy) newIdentity(vt *verifiedToken, cnf *confirmation) *identity {
 			id.claims[i] = p.claimValues.share(v)
 		}
 	}
-	var headers []byte
+	var scratch [512]byte // the headers are built here and copied out at their exact size
+	headers := scratch[:0]
 	for i, ch := range pr.claimHeaders {
 		if v, ok := ch.path.Lookup(vt.claims); ok {
 			// A claim that cannot be a header value is left out, never mangled.
@@ -125,7 +126,9 @@ func (p *Policy) newIdentity(vt *verifiedToken, cnf *confirmation) *identity {
 	if pr.payloadHeader != "" {
 		headers = appendUpstreamHeader(headers, pr.payloadHeader, base64.RawURLEncoding.EncodeToString(vt.payload))
 	}
-	id.headerWire = bytes.Clone(headers) // exactly sized: 100k of these may be cached
+	if len(headers) > 0 {
+		id.headerWire = bytes.Clone(headers) // exactly sized: 100k of these may be cached
+	}
 	return id
 }
 
