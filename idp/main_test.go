@@ -121,7 +121,7 @@ func startedHydra(t *testing.T) *idp.Hydra {
 type authz struct {
 	client  authv3.AuthorizationClient
 	httpURL string
-	out     *testproc.Output // its stdout and stderr
+	proc    *testproc.Process // its output is proc.Out
 }
 
 // startAuthz writes config (its grpc_address and http_address are added here) and runs
@@ -152,19 +152,14 @@ func startAuthz(t *testing.T, config string) *authz {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := &authz{httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), out: p.Out}
+	a := &authz{httpURL: fmt.Sprintf("http://127.0.0.1:%d", httpPort), proc: p}
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			t.Logf("--- jwt-authz ---\n%s", a.out)
+			t.Logf("--- jwt-authz ---\n%s", p.Out)
 		}
 	})
-	p.WaitFor(t, "serving /healthz", func() error {
-		if code := httpStatus(a.httpURL + "/healthz"); code != http.StatusOK {
-			return fmt.Errorf("GET /healthz: %d", code)
-		}
-		return nil
-	})
+	p.WaitFor(t, "serving /healthz", a.answers200("/healthz"))
 	conn, err := grpc.NewClient(fmt.Sprintf("127.0.0.1:%d", grpcPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
@@ -177,12 +172,16 @@ func startAuthz(t *testing.T, config string) *authz {
 // waitReady waits for /readyz to answer 200: every provider's keys loaded.
 func (a *authz) waitReady(t *testing.T) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for httpStatus(a.httpURL+"/readyz") != http.StatusOK {
-		if time.Now().After(deadline) {
-			t.Fatalf("jwt-authz: /readyz not 200 after 30s")
+	a.proc.WaitFor(t, "/readyz 200", a.answers200("/readyz"))
+}
+
+// answers200 is a readiness probe: GET path answers 200.
+func (a *authz) answers200(path string) func() error {
+	return func() error {
+		if code := httpStatus(a.httpURL + path); code != http.StatusOK {
+			return fmt.Errorf("GET %s: %d", path, code)
 		}
-		time.Sleep(50 * time.Millisecond)
+		return nil
 	}
 }
 

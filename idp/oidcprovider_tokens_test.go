@@ -70,7 +70,7 @@ func TestOIDCProviderOpaque(t *testing.T) {
 	var read string
 	// Registered before startAuthz, so run after jwt-authz has exited: its log is complete.
 	t.Cleanup(func() {
-		if read != "" && strings.Contains(a.out.String(), read) || strings.Contains(a.out.String(), rsSecret) {
+		if read != "" && strings.Contains(a.proc.Out.String(), read) || strings.Contains(a.proc.Out.String(), rsSecret) {
 			t.Errorf("jwt-authz's log holds the token or the introspection secret")
 		}
 	})
