@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime/cgo"
 	"testing"
 	"time"
 
@@ -21,6 +22,65 @@ import (
 //
 //	go test -tags jwtauthz_stubs -run '^$' -bench RequestHeaders -benchmem ./envoy/module/
 func BenchmarkRequestHeaders(b *testing.B) {
+	config, headers := cachedAllow(b)
+	setStubHeaders(headers)
+	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("no allow after 10s: the keys did not load")
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if stream(config) != statusContinue {
+			b.Fatal("not allowed")
+		}
+	}
+}
+
+// TestFilterReuse: a filter reused by a later stream decides that stream's request alone
+// (a request without a token after an allowed one is denied), and a filter that went off
+// the worker thread is never reused.
+func TestFilterReuse(t *testing.T) {
+	config, headers := cachedAllow(t)
+	setStubHeaders(headers)
+	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no allow after 10s: the keys did not load")
+		}
+	}
+	var anonymous [][2]string
+	for _, h := range headers {
+		if h[0] != "authorization" {
+			anonymous = append(anonymous, h)
+		}
+	}
+	setStubHeaders(anonymous)
+	if got := stream(config); got != statusStopIteration {
+		t.Fatalf("a request without a token after an allowed one: status %d, want %d (denied)", got, statusStopIteration)
+	}
+	setStubHeaders(headers)
+	if got := stream(config); got != statusContinue {
+		t.Fatalf("the token again: status %d, want %d", got, statusContinue)
+	}
+
+	m := cgo.Handle(config).Value().(*module)
+	h := newFilter(m, 1)
+	h.Value().(*filter).onDestroy()
+	if again := newFilter(m, 1); again != h {
+		t.Fatalf("an ended stream's filter was not reused: handle %d, then %d", h, again)
+	}
+	f := h.Value().(*filter)
+	f.offThread = true
+	f.onDestroy()
+	if again := newFilter(m, 1); again == h {
+		t.Fatal("a filter that went off the worker thread was reused")
+	}
+}
+
+// cachedAllow loads the bench's config (one provider, a JWKS file, the cache) and answers
+// the filter config's handle and a request with a valid token, as bench/run.sh sends it.
+func cachedAllow(tb testing.TB) (config uintptr, headers [][2]string) {
+	b := tb
 	dir := b.TempDir()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -34,7 +94,7 @@ func BenchmarkRequestHeaders(b *testing.B) {
 	if err := os.WriteFile(jwks, set, 0o644); err != nil {
 		b.Fatal(err)
 	}
-	config := newConfig(`grpc_address: 127.0.0.1:0
+	config = newConfig(`grpc_address: 127.0.0.1:0
 log: {level: info, allow_sample_rate: 0}
 cache: {enabled: true, max_entries: 1000}
 providers:
@@ -64,20 +124,9 @@ default_action: deny
 	if err != nil {
 		b.Fatal(err)
 	}
-	setStubHeaders([][2]string{
+	return config, [][2]string{
 		{":authority", "api.bench.example"}, {":path", "/api/orders?limit=10"}, {":method", "GET"}, {":scheme", "http"},
 		{"authorization", "Bearer " + token}, {"x-forwarded-proto", "http"}, {"x-request-id", "6f1c1f0e-5d7a-4b7e-9a35-2a7c0b1d9e42"},
 		{"x-envoy-expected-rq-timeout-ms", "15000"}, {"x-forwarded-for", "127.0.0.1"},
-	})
-	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("no allow after 10s: the keys did not load")
-		}
-	}
-	b.ReportAllocs()
-	for b.Loop() {
-		if stream(config) != statusContinue {
-			b.Fatal("not allowed")
-		}
 	}
 }
