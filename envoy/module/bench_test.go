@@ -24,11 +24,7 @@ import (
 func BenchmarkRequestHeaders(b *testing.B) {
 	config, headers := cachedAllow(b)
 	setStubHeaders(headers)
-	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			b.Fatal("no allow after 10s: the keys did not load")
-		}
-	}
+	waitForAllow(b, config)
 	b.ReportAllocs()
 	for b.Loop() {
 		if stream(config) != statusContinue {
@@ -43,11 +39,7 @@ func BenchmarkRequestHeaders(b *testing.B) {
 func TestFilterReuse(t *testing.T) {
 	config, headers := cachedAllow(t)
 	setStubHeaders(headers)
-	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no allow after 10s: the keys did not load")
-		}
-	}
+	waitForAllow(t, config)
 	var anonymous [][2]string
 	for _, h := range headers {
 		if h[0] != "authorization" {
@@ -74,6 +66,15 @@ func TestFilterReuse(t *testing.T) {
 	f.onDestroy()
 	if again := newFilter(m, 1); again == h {
 		t.Fatal("a filter that went off the worker thread was reused")
+	}
+}
+
+// waitForAllow runs streams until one is allowed: the key set loads in the background.
+func waitForAllow(tb testing.TB, config uintptr) {
+	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			tb.Fatal("no allow after 10s: the keys did not load")
+		}
 	}
 }
 
