@@ -93,8 +93,8 @@ func Start(name string, cmd *exec.Cmd) (*Process, error) {
 }
 
 // Run starts bin with args until the test ends: then it is stopped (SIGTERM, killed after
-// 5s) and, if the test failed, its output is logged, passed through show first when show
-// is not nil (to redact credentials, say).
+// 5s) and, if the test failed, its output is logged, passed through show first (Redact
+// when show is nil: a process under test may echo a token it was sent).
 func Run(t testing.TB, name string, show func(string) string, bin string, args ...string) *Process {
 	t.Helper()
 	p, err := Start(name, exec.Command(bin, args...))
@@ -104,10 +104,10 @@ func Run(t testing.TB, name string, show func(string) string, bin string, args .
 	t.Cleanup(func() {
 		_ = p.Stop(5 * time.Second)
 		if t.Failed() {
-			out := p.Out.String()
-			if show != nil {
-				out = show(out)
+			if show == nil {
+				show = Redact
 			}
+			out := show(p.Out.String())
 			t.Logf("--- %s %s ---\n%s", name, strings.Join(args, " "), out)
 		}
 	})
