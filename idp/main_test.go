@@ -156,7 +156,7 @@ func startAuthz(t *testing.T, config string) *authz {
 	t.Cleanup(func() {
 		p.Kill()
 		if t.Failed() {
-			t.Logf("--- jwt-authz ---\n%s", p.Out)
+			t.Logf("--- jwt-authz ---\n%s", testproc.Redact(p.Out.String()))
 		}
 	})
 	p.WaitFor(t, "serving /healthz", a.answers200("/healthz"))

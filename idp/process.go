@@ -95,5 +95,6 @@ func waitReady(p *testproc.Process, url string, within time.Duration) error {
 // stopProcess sends SIGTERM to the process group and SIGKILL after 10s.
 func stopProcess(p *testproc.Process) { _ = p.Stop(10 * time.Second) }
 
-// logTail is the last 4 KiB of the process's output, for error messages.
-func logTail(p *testproc.Process) string { return p.Out.Tail(4096) }
+// logTail is the last 4 KiB of the process's output, credentials redacted, for error
+// messages.
+func logTail(p *testproc.Process) string { return testproc.Redact(p.Out.Tail(4096)) }
