@@ -75,8 +75,10 @@ func New(c config.Introspection, issuer string, resolvePath func(string) string)
 	}
 	if c.ClientAuth == config.PrivateKeyJWT {
 		var err error
-		cl.assertions, err = newAssertionSigner(c, issuer, resolvePath(c.PrivateKeyFile))
-		return cl, err
+		if cl.assertions, err = newAssertionSigner(c, issuer, resolvePath(c.PrivateKeyFile)); err != nil {
+			return nil, err
+		}
+		return cl, nil
 	}
 	path := resolvePath(c.ClientSecretFile)
 	b, err := os.ReadFile(path)
