@@ -21,7 +21,10 @@ const maxJSONDepth = 32
 // Numbers stay json.Number so they are forwarded exactly as the issuer wrote them.
 func decodeObject(data []byte) (map[string]any, error) {
 	od := objectDecoders.Get().(*objectDecoder)
-	defer objectDecoders.Put(od)
+	defer func() {
+		od.in.Reset(nil) // the pool keeps no reference to a token's bytes
+		objectDecoders.Put(od)
+	}()
 	od.in.Reset(data)
 	dec := &od.dec
 	dec.Reset(&od.in)
