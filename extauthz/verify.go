@@ -62,33 +62,25 @@ func parseToken(raw string) (*parsedToken, error) {
 	if err := checkBase64(s64); err != nil {
 		return nil, fmt.Errorf("%w: signature: %v", errMalformed, err)
 	}
-	header, err := decodeObject(hb)
+	h, err := decodeHeader(hb)
 	if err != nil {
 		return nil, fmt.Errorf("%w: header: %v", errMalformed, err)
 	}
 	// RFC 8725 §3.1: we understand no extensions, so any crit is fatal; b64 (RFC 7797) and
 	// zip change what is signed. Refuse them rather than half-support them. jwk, jku, x5u
 	// and x5c are ignored: keys come only from configuration.
-	for _, name := range []string{"crit", "b64", "zip"} {
-		if _, ok := header[name]; ok {
-			return nil, fmt.Errorf("%w: %q", errHeader, name)
-		}
+	if h.refused != "" {
+		return nil, fmt.Errorf("%w: %q", errHeader, h.refused)
 	}
-	t := &parsedToken{raw: raw}
-	var ok bool
-	if t.alg, ok = header["alg"].(string); !ok || t.alg == "" {
+	t := &parsedToken{raw: raw, alg: h.alg.text, kid: h.kid.text, typ: h.typ.text, hasTyp: h.typ.present}
+	if !h.alg.isString || t.alg == "" {
 		return nil, fmt.Errorf("%w: alg missing", errMalformed)
 	}
-	if v, present := header["kid"]; present {
-		if t.kid, ok = v.(string); !ok {
-			return nil, fmt.Errorf("%w: kid is not a string", errMalformed)
-		}
+	if h.kid.present && !h.kid.isString {
+		return nil, fmt.Errorf("%w: kid is not a string", errMalformed)
 	}
-	if v, present := header["typ"]; present {
-		if t.typ, ok = v.(string); !ok {
-			return nil, fmt.Errorf("%w: typ is not a string", errType)
-		}
-		t.hasTyp = true
+	if h.typ.present && !h.typ.isString {
+		return nil, fmt.Errorf("%w: typ is not a string", errType)
 	}
 	if t.payload, err = strictB64.DecodeString(p64); err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", errMalformed, err)
@@ -97,6 +89,7 @@ func parseToken(raw string) (*parsedToken, error) {
 		return nil, fmt.Errorf("%w: payload: %v", errClaims, err)
 	}
 	if v, present := t.claims["iss"]; present {
+		var ok bool
 		if t.iss, ok = v.(string); !ok {
 			return nil, fmt.Errorf("%w: iss is not a string", errClaims)
 		}
