@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -21,35 +23,78 @@ const maxJSONDepth = 32
 // Numbers stay json.Number so they are forwarded exactly as the issuer wrote them.
 func decodeObject(data []byte) (map[string]any, error) {
 	od := objectDecoders.Get().(*objectDecoder)
-	defer func() {
-		od.in.Reset(nil) // the pool keeps no reference to a token's bytes
-		objectDecoders.Put(od)
-	}()
+	defer od.release()
+	return od.decodeObject(data)
+}
+
+// decodeObjectBase64 is decodeObject of s, strict base64url, decoded into the pooled
+// decoder's own buffer: what the object keeps is copied out of it.
+func decodeObjectBase64(s string) (map[string]any, error) {
+	od := objectDecoders.Get().(*objectDecoder)
+	defer od.release()
+	n := strictB64.DecodedLen(len(s))
+	if cap(od.decoded) < n {
+		od.decoded = make([]byte, n)
+	}
+	n, err := strictB64.Decode(od.decoded[:n], unsafe.Slice(unsafe.StringData(s), len(s))) // Decode only reads src
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errNotBase64, err)
+	}
+	return od.decodeObject(od.decoded[:n])
+}
+
+// errNotBase64 marks decodeObjectBase64's failures that are the encoding's, not the JSON's.
+var errNotBase64 = errors.New("not strict base64url")
+
+func (od *objectDecoder) decodeObject(data []byte) (map[string]any, error) {
+	dec, err := od.open(data)
+	if err != nil {
+		return nil, err
+	}
+	obj, err := decodeMembers(dec)
+	if err != nil {
+		return nil, err
+	}
+	return obj, od.close()
+}
+
+// objectDecoder is a reusable decoder: a fresh jsontext.Decoder per header and payload was a
+// tenth of an uncached check's allocations. Decoded strings are copies, never its buffer.
+type objectDecoder struct {
+	in      bytes.Reader
+	dec     jsontext.Decoder
+	decoded []byte // decodeObjectBase64's buffer, reused
+}
+
+// open starts reading data, which must hold one JSON object, and reads its '{'.
+func (od *objectDecoder) open(data []byte) (*jsontext.Decoder, error) {
 	od.in.Reset(data)
-	dec := &od.dec
-	dec.Reset(&od.in)
-	tok, err := dec.ReadToken()
+	od.dec.Reset(&od.in)
+	tok, err := od.dec.ReadToken()
 	if err != nil {
 		return nil, err
 	}
 	if tok.Kind() != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	obj, err := decodeMembers(dec)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("trailing data after the object")
-	}
-	return obj, nil
+	return &od.dec, nil
 }
 
-// objectDecoder is a reusable decoder: a fresh jsontext.Decoder per header and payload was a
-// tenth of an uncached check's allocations. Decoded strings are copies, never its buffer.
-type objectDecoder struct {
-	in  bytes.Reader
-	dec jsontext.Decoder
+// close checks that nothing follows the object's '}', which the caller has read.
+func (od *objectDecoder) close() error {
+	if _, err := od.dec.ReadToken(); !errors.Is(err, io.EOF) {
+		return errors.New("trailing data after the object")
+	}
+	return nil
+}
+
+// release hands od back to the pool, keeping no reference to a token's bytes.
+func (od *objectDecoder) release() {
+	od.in.Reset(nil)
+	if cap(od.decoded) > 16<<10 { // one large token must not pin its buffer
+		od.decoded = nil
+	}
+	objectDecoders.Put(od)
 }
 
 var objectDecoders = sync.Pool{New: func() any { return new(objectDecoder) }}

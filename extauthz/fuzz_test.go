@@ -133,7 +133,8 @@ func checkParsed(t *testing.T, raw string) {
 		return
 	}
 	h, p, s := segments(raw)
-	if strings.Count(raw, ".") != 2 || h == "" || s == "" || b64(pt.payload) != p || pt.alg == "" || pt.claims == nil {
+	payload, err := strictB64.DecodeString(p)
+	if strings.Count(raw, ".") != 2 || h == "" || s == "" || err != nil || b64(payload) != p || pt.payload != p || pt.alg == "" || pt.claims == nil {
 		t.Fatalf("parseToken(%q) accepted a token that is not strict compact JWS: %+v", raw, pt)
 	}
 }

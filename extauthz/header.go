@@ -1,9 +1,6 @@
 package extauthz
 
 import (
-	"errors"
-	"io"
-
 	"github.com/go-json-experiment/json/jsontext"
 )
 
@@ -28,19 +25,10 @@ type headerMember struct {
 func decodeHeader(data []byte) (joseHeader, error) {
 	var h joseHeader
 	od := objectDecoders.Get().(*objectDecoder)
-	defer func() {
-		od.in.Reset(nil) // the pool keeps no reference to a token's bytes
-		objectDecoders.Put(od)
-	}()
-	od.in.Reset(data)
-	dec := &od.dec
-	dec.Reset(&od.in)
-	tok, err := dec.ReadToken()
+	defer od.release()
+	dec, err := od.open(data)
 	if err != nil {
 		return h, err
-	}
-	if tok.Kind() != '{' {
-		return h, errors.New("not a JSON object")
 	}
 	var crit, b64, zip bool
 	for dec.PeekKind() != '}' {
@@ -91,8 +79,8 @@ func decodeHeader(data []byte) (joseHeader, error) {
 	if _, err := dec.ReadToken(); err != nil { // closing '}'
 		return h, err
 	}
-	if _, err := dec.ReadToken(); !errors.Is(err, io.EOF) {
-		return h, errors.New("trailing data after the object")
+	if err := od.close(); err != nil {
+		return h, err
 	}
 	switch {
 	case crit:

@@ -2,7 +2,6 @@ package extauthz
 
 import (
 	"bytes"
-	"encoding/base64"
 	"sync"
 
 	"github.com/go-jose/go-jose/v4"
@@ -124,7 +123,7 @@ func (p *Policy) newIdentity(vt *verifiedToken, cnf *confirmation) *identity {
 		}
 	}
 	if pr.payloadHeader != "" {
-		headers = appendUpstreamHeader(headers, pr.payloadHeader, base64.RawURLEncoding.EncodeToString(vt.payload))
+		headers = appendUpstreamHeader(headers, pr.payloadHeader, vt.payload)
 	}
 	if len(headers) > 0 {
 		id.headerWire = bytes.Clone(headers) // exactly sized: 100k of these may be cached

@@ -2,6 +2,7 @@ package extauthz
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"strings"
@@ -99,7 +100,7 @@ func (p *Policy) introspected(pr *provider, pt *parsedToken, answer []byte, now 
 	if err != nil {
 		return nil, fmt.Errorf("%w: introspection answer: %v", errClaims, err)
 	}
-	vt := &verifiedToken{provider: pr, key: introspectedKey, iss: pr.issuer, claims: claims, payload: answer}
+	vt := &verifiedToken{provider: pr, key: introspectedKey, iss: pr.issuer, claims: claims, payload: base64.RawURLEncoding.EncodeToString(answer)}
 	if v, ok := claims["iss"]; ok {
 		iss, isString := v.(string)
 		if !isString {

@@ -37,7 +37,7 @@ func verifySignature(raw string, alg jose.SignatureAlgorithm, key *jose.JSONWebK
 	// The signing input is read in place: the hash and MAC functions only read it.
 	input := unsafe.Slice(unsafe.StringData(raw), dot)
 	var buf [512]byte // the signature of a 4096-bit RSA key; ES512's is 132 bytes
-	sig, err := decodeSignature(buf[:0], raw[dot+1:])
+	sig, err := decodeBase64(buf[:0], raw[dot+1:])
 	if err != nil {
 		return fmt.Errorf("%w: signature: %v", errMalformed, err)
 	}
@@ -47,9 +47,9 @@ func verifySignature(raw string, alg jose.SignatureAlgorithm, key *jose.JSONWebK
 	return nil
 }
 
-// decodeSignature decodes s under strictB64 into dst's spare capacity, or a new slice when
-// it does not fit.
-func decodeSignature(dst []byte, s string) ([]byte, error) {
+// decodeBase64 decodes s under strictB64 into dst's spare capacity, or a new slice when it
+// does not fit.
+func decodeBase64(dst []byte, s string) ([]byte, error) {
 	n := strictB64.DecodedLen(len(s))
 	if n > cap(dst) {
 		dst = make([]byte, n)

@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -32,7 +33,7 @@ type parsedToken struct {
 	kid     string
 	typ     string
 	hasTyp  bool
-	payload []byte
+	payload string // the payload segment, base64url as it arrived
 	claims  map[string]any
 	iss     string
 	// provider is the provider the token names, and tenant the tenant id its iss puts in
@@ -82,10 +83,10 @@ func parseToken(raw string) (*parsedToken, error) {
 	if h.typ.present && !h.typ.isString {
 		return nil, fmt.Errorf("%w: typ is not a string", errType)
 	}
-	if t.payload, err = strictB64.DecodeString(p64); err != nil {
+	t.payload = p64
+	if t.claims, err = decodeObjectBase64(p64); errors.Is(err, errNotBase64) {
 		return nil, fmt.Errorf("%w: payload: %v", errMalformed, err)
-	}
-	if t.claims, err = decodeObject(t.payload); err != nil {
+	} else if err != nil {
 		return nil, fmt.Errorf("%w: payload: %v", errClaims, err)
 	}
 	if v, present := t.claims["iss"]; present {
@@ -129,7 +130,7 @@ type verifiedToken struct {
 	exp      time.Time // zero when the token has no exp
 	nbf      time.Time // zero when absent
 	claims   map[string]any
-	payload  []byte
+	payload  string // the payload base64url-encoded, for forward_payload_header
 }
 
 // verify checks the signature with the provider's keys and the claims against its settings.
