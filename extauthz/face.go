@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -98,10 +97,17 @@ func (o *Outcome) Release() {
 // (claims_to_headers, forward_payload_header) and, when the credential came in a cookie
 // that must not be forwarded, the cookie header without it. Nil for a denial.
 func (o *Outcome) Upstream() []Header {
-	if !o.Allowed || o.o.token == nil {
-		return nil
-	}
 	var hs []Header
+	o.EachUpstream(func(h Header) { hs = append(hs, h) })
+	return hs
+}
+
+// EachUpstream calls yield with each header of Upstream, in its order, and builds no list:
+// the in-process face's allow allocates none.
+func (o *Outcome) EachUpstream(yield func(Header)) {
+	if !o.Allowed || o.o.token == nil {
+		return
+	}
 	id := o.o.token
 	wire := id.headerWire
 	for len(wire) > 0 { // OkHttpResponse.headers entries, as the gRPC face sends them
@@ -111,17 +117,16 @@ func (o *Outcome) Upstream() []Header {
 		eachBytesField(opt, func(num protowire.Number, v []byte) error {
 			if num == fieldOptionHeader {
 				h, _ := parseHeaderValue(v)
-				hs = append(hs, Header{h.name, h.value})
+				yield(Header{h.name, h.value})
 			}
 			return nil
 		})
 	}
 	if !id.provider.forwardToken && o.o.source.kind == fromCookie {
 		if kept := cookiesWithout(o.r, o.o.source.name); kept != "" {
-			hs = append(hs, Header{"cookie", kept})
+			yield(Header{"cookie", kept})
 		}
 	}
-	return hs
 }
 
 // Remove names the headers to remove from the request going upstream on an allow: every
@@ -130,24 +135,37 @@ func (o *Outcome) Upstream() []Header {
 // it. A credential in the query string cannot be removed by a header: the operator must
 // not use query tokens with forward_token: false behind an HTTP face (docs/front-doors.md).
 func (o *Outcome) Remove() []string {
+	var remove []string
+	o.EachRemove(func(name string) { remove = append(remove, name) })
+	return remove
+}
+
+// EachRemove calls yield with each name of Remove, in its order, and builds no list: the
+// in-process face's allow allocates none.
+func (o *Outcome) EachRemove(yield func(name string)) {
 	if !o.Allowed {
-		return nil
+		return
 	}
 	id := o.o.token
 	if id == nil {
-		return slices.Clone(o.p.injectable)
+		for _, h := range o.p.injectable {
+			yield(h)
+		}
+		return
 	}
-	var remove []string // the credential first, in the order the gRPC face sends them
-	if !id.provider.forwardToken {
+	if !id.provider.forwardToken { // the credential first, in the order the gRPC face sends them
 		switch src := o.o.source; {
 		case src.kind == fromHeader:
-			remove = append(remove, src.name)
+			yield(src.name)
 		case src.kind == fromCookie && cookiesWithout(o.r, src.name) == "":
-			remove = append(remove, "cookie")
+			yield("cookie")
 		}
 	}
-	remove = append(remove, o.p.removeExcept(id.provider.headersIn(id.setMask))...)
-	return remove
+	for _, h := range o.p.injectable {
+		if !id.provider.sets(id.setMask, h) {
+			yield(h)
+		}
+	}
 }
 
 // Denial is the HTTP answer to a denial: its status is Decision.HTTPStatus, headers

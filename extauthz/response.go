@@ -77,6 +77,19 @@ func (pr *provider) headersIn(mask uint64) []string {
 	return set
 }
 
+// sets reports whether an identity with mask sets header h (as headersIn names them).
+func (pr *provider) sets(mask uint64, h string) bool {
+	if pr.payloadHeader != "" && pr.payloadHeader == h {
+		return true
+	}
+	for i, ch := range pr.claimHeaders {
+		if mask&(1<<i) != 0 && ch.header == h {
+			return true
+		}
+	}
+	return false
+}
+
 // removeExcept is every injectable header but those in set.
 func (p *Policy) removeExcept(set []string) []string {
 	var out []string
