@@ -193,9 +193,12 @@ func (s *stack) scenarios(t *testing.T) {
 		}
 		if s.opts.module { // a local reply of the module's own: its details name the reason
 			lines = [][]string{
-				{"GET /admin/x 403", "details=jwt_authz_insufficient_scope", "authz_reason=insufficient_scope", "rule=admin", "sub=alice"},
-				{"GET /api/things 200", "upstream=upstream", "authz_reason=allowed", "rule=api", "sub=alice"},
-				{"GET /api/things 401", "details=jwt_authz_missing_token", "authz_reason=missing_token"},
+				{"GET /admin/x 403", "details=jwt_authz_insufficient_scope", "authz_reason=insufficient_scope", "rule=admin", "sub=alice",
+					"decision=deny", "provider=demo", "iss=" + s.issuer + " "},
+				{"GET /api/things 200", "upstream=upstream", "authz_reason=allowed", "rule=api", "sub=alice",
+					"decision=allow", "provider=demo", "iss=" + s.issuer + " "},
+				{"GET /api/things 401", "details=jwt_authz_missing_token", "authz_reason=missing_token", "rule=api", "decision=deny",
+					"provider=- iss=- "},
 			}
 		}
 		for _, parts := range lines {

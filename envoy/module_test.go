@@ -99,7 +99,11 @@ func useModule(filterConfig string) func(*testing.T, map[string]any, ports) {
 				t.Fatal(err)
 			}
 			m := src.(map[string]any)
-			m["inline_string"] = strings.ReplaceAll(m["inline_string"].(string), "DYNAMIC_METADATA("+extAuthzName+":", "DYNAMIC_METADATA("+moduleName+":")
+			format := strings.ReplaceAll(m["inline_string"].(string), "DYNAMIC_METADATA("+extAuthzName+":", "DYNAMIC_METADATA("+moduleName+":")
+			// The three keys the demo's format does not show, so that every key the module
+			// writes is read back from Envoy.
+			m["inline_string"] = strings.Replace(format, " id=", " decision=%DYNAMIC_METADATA("+moduleName+":decision)%"+
+				" provider=%DYNAMIC_METADATA("+moduleName+":provider)% iss=%DYNAMIC_METADATA("+moduleName+":iss)% id=", 1)
 		}
 	}
 }

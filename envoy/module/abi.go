@@ -14,6 +14,7 @@ package main
 #cgo linux LDFLAGS: -Wl,--unresolved-symbols=ignore-all
 #cgo darwin LDFLAGS: -Wl,-undefined,dynamic_lookup
 #include "abi.h"
+#include "stream.h"
 */
 import "C"
 
@@ -49,7 +50,7 @@ func envoyBufferString(b C.envoy_buffer) string {
 // moduleBuffer points at s for the length of one callback; the caller keeps s alive until
 // the call returns (runtime.KeepAlive).
 func moduleBuffer(s string) C.module_buffer {
-	return C.module_buffer{ptr: C.uintptr_t(uintptr(unsafe.Pointer(unsafe.StringData(s)))), length: C.size_t(len(s))}
+	return C.module_buffer{ptr: stringAddress(s), length: C.size_t(len(s))}
 }
 
 // setRequestHeader replaces every value of name with value.
@@ -102,6 +103,10 @@ func setMetadata(filter uintptr, ns, key, value string) {
 	runtime.KeepAlive(value)
 }
 
+func stringAddress(s string) C.uintptr_t {
+	return C.uintptr_t(uintptr(unsafe.Pointer(unsafe.StringData(s))))
+}
+
 // newScheduler must be called on the stream's worker thread; the scheduler may be
 // committed from any thread and must be deleted exactly once.
 func newScheduler(filter uintptr) uintptr {
@@ -140,14 +145,18 @@ func incrementCounter(filter uintptr, id uint) {
 	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &none, 0, 1)
 }
 
-// incrementCounter2 adds one to counter id, defined with two labels, for these values. Two
-// strings, not a slice: a slice kept alive across the call was allocated on every call.
-func incrementCounter2(filter uintptr, id uint, value1, value2 string) {
-	vs := [2]C.module_buffer{moduleBuffer(value1), moduleBuffer(value2)}
-	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &vs[0], C.size_t(len(vs)), 1)
+// incrementCounter2 adds one to counter id, defined with two labels, for these values. The
+// label buffers are built in buf (the filter's: an array handed to C from the stack, or a
+// slice, would be allocated on every call).
+func incrementCounter2(filter uintptr, id uint, buf *[2]C.module_buffer, value1, value2 string) {
+	buf[0], buf[1] = moduleBuffer(value1), moduleBuffer(value2)
+	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &buf[0], C.size_t(len(buf)), 1)
 	runtime.KeepAlive(value1)
 	runtime.KeepAlive(value2)
 }
+
+// labelValues holds a counter's two label values as Envoy reads them.
+type labelValues = [2]C.module_buffer
 
 // envoyWorkers is Envoy's number of worker threads; call it on the main thread only (the
 // config hook).
@@ -159,10 +168,11 @@ func continueDecoding(filter uintptr) {
 	C.envoy_dynamic_module_callback_http_filter_continue_decoding(C.uintptr_t(filter))
 }
 
-// The event hooks. Envoy 1.40 resolves every envoy_dynamic_module_on_http_filter_* hook by
-// name when it loads an HTTP filter and refuses the filter if one is missing, so the ones
-// this filter does not use are exported too and do nothing. The module's pointers that
-// Envoy keeps are cgo.Handle values, never Go pointers.
+// The event hooks that need Go. Envoy 1.40 resolves every envoy_dynamic_module_on_http_*
+// hook by name when it loads an HTTP filter and refuses the filter if one is missing; the
+// ones that need no Go are in C (hooks.c, stream.c), where Envoy calls them without entering
+// the Go runtime. The module's pointers that Envoy keeps are cgo.Handle values or C memory,
+// never Go pointers.
 
 // envoy_dynamic_module_on_program_init runs once, when Envoy loads the library. A nil
 // answer makes Envoy refuse the module ("envoy_dynamic_module_on_program_init returned
@@ -199,21 +209,13 @@ func envoy_dynamic_module_on_http_filter_config_destroy(cfg C.uintptr_t) {
 	h.Delete()
 }
 
-//export envoy_dynamic_module_on_http_filter_new
-func envoy_dynamic_module_on_http_filter_new(cfg C.uintptr_t, envoy C.uintptr_t) (ptr C.uintptr_t) {
-	defer recoverPanic("filter_new")
-	m := cgo.Handle(cfg).Value().(*module)
-	return C.uintptr_t(newFilter(m, uintptr(envoy)))
-}
-
-//export envoy_dynamic_module_on_http_filter_destroy
-func envoy_dynamic_module_on_http_filter_destroy(f C.uintptr_t) {
-	defer recoverPanic("filter_destroy")
-	cgo.Handle(f).Value().(*filter).onDestroy() // deletes the handle or keeps it for reuse
-}
-
+// envoy_dynamic_module_on_http_filter_new and _destroy are in stream.c: a stream decided on
+// the worker thread enters Go in this hook alone. Its Go filter (filter.go) is taken for the
+// hook and handed back before it returns, unless the decision went off the thread: then the
+// stream keeps the filter's handle until the scheduled hook and its end (destroyDeferred).
+//
 //export envoy_dynamic_module_on_http_filter_request_headers
-func envoy_dynamic_module_on_http_filter_request_headers(envoy C.uintptr_t, f C.uintptr_t, p2 C.bool) (status C.int) {
+func envoy_dynamic_module_on_http_filter_request_headers(envoy C.uintptr_t, s *C.jwtauthz_stream, endOfStream C.bool) (status C.int) {
 	var fl *filter
 	defer func() {
 		if v := recover(); v != nil {
@@ -221,14 +223,23 @@ func envoy_dynamic_module_on_http_filter_request_headers(envoy C.uintptr_t, f C.
 			fl.module().countPanic(uintptr(envoy))
 			internalError(uintptr(envoy))
 			status = statusStopIteration
+			if fl != nil && fl.offThread && s.deferred == 0 {
+				s.deferred = C.uintptr_t(fl.handle) // its end must still reach onDestroy
+			}
 		}
 	}()
-	fl = cgo.Handle(f).Value().(*filter)
-	return C.int(fl.onRequestHeaders())
+	fl = takeFilter(cgo.Handle(s.config).Value().(*module), uintptr(envoy))
+	status = C.int(fl.onRequestHeaders())
+	if fl.offThread {
+		s.deferred = C.uintptr_t(fl.handle)
+	} else {
+		fl.release()
+	}
+	return status
 }
 
 //export envoy_dynamic_module_on_http_filter_scheduled
-func envoy_dynamic_module_on_http_filter_scheduled(envoy C.uintptr_t, f C.uintptr_t, p2 C.uint64_t) {
+func envoy_dynamic_module_on_http_filter_scheduled(envoy C.uintptr_t, s *C.jwtauthz_stream, event C.uint64_t) {
 	var fl *filter
 	defer func() {
 		if v := recover(); v != nil {
@@ -237,107 +248,18 @@ func envoy_dynamic_module_on_http_filter_scheduled(envoy C.uintptr_t, f C.uintpt
 			internalError(uintptr(envoy))
 		}
 	}()
-	fl = cgo.Handle(f).Value().(*filter)
+	if s.deferred == 0 { // only an off-thread decision schedules
+		return
+	}
+	fl = cgo.Handle(s.deferred).Value().(*filter)
 	fl.onScheduled()
 }
 
-//export envoy_dynamic_module_on_http_filter_request_body
-func envoy_dynamic_module_on_http_filter_request_body(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.bool) C.int {
-	return 0
-}
-
-//export envoy_dynamic_module_on_http_filter_request_trailers
-func envoy_dynamic_module_on_http_filter_request_trailers(p0 C.uintptr_t, p1 C.uintptr_t) C.int {
-	return 0
-}
-
-//export envoy_dynamic_module_on_http_filter_response_headers
-func envoy_dynamic_module_on_http_filter_response_headers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.bool) C.int {
-	return 0
-}
-
-//export envoy_dynamic_module_on_http_filter_response_body
-func envoy_dynamic_module_on_http_filter_response_body(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.bool) C.int {
-	return 0
-}
-
-//export envoy_dynamic_module_on_http_filter_response_trailers
-func envoy_dynamic_module_on_http_filter_response_trailers(p0 C.uintptr_t, p1 C.uintptr_t) C.int {
-	return 0
-}
-
-//export envoy_dynamic_module_on_http_filter_stream_complete
-func envoy_dynamic_module_on_http_filter_stream_complete(p0 C.uintptr_t, p1 C.uintptr_t) {}
-
-//export envoy_dynamic_module_on_http_filter_local_reply
-func envoy_dynamic_module_on_http_filter_local_reply(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint32_t, p3 C.envoy_buffer, p4 C.bool) C.int {
-	return 0 // Continue: let the local reply go out as it is
-}
-
-//export envoy_dynamic_module_on_http_filter_per_route_config_new
-func envoy_dynamic_module_on_http_filter_per_route_config_new(p0 C.envoy_buffer, p1 C.envoy_buffer) C.uintptr_t {
-	return 0 // no per-route config: rules in the config file select by route
-}
-
-//export envoy_dynamic_module_on_http_filter_per_route_config_destroy
-func envoy_dynamic_module_on_http_filter_per_route_config_destroy(p0 C.uintptr_t) {}
-
-//export envoy_dynamic_module_on_http_filter_http_callout_done
-func envoy_dynamic_module_on_http_filter_http_callout_done(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int, p4 *C.envoy_http_header, p5 C.size_t, p6 *C.envoy_buffer, p7 C.size_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_http_stream_headers
-func envoy_dynamic_module_on_http_filter_http_stream_headers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t, p5 C.bool) {
-}
-
-//export envoy_dynamic_module_on_http_filter_http_stream_data
-func envoy_dynamic_module_on_http_filter_http_stream_data(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_buffer, p4 C.size_t, p5 C.bool) {
-}
-
-//export envoy_dynamic_module_on_http_filter_http_stream_trailers
-func envoy_dynamic_module_on_http_filter_http_stream_trailers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_http_stream_complete
-func envoy_dynamic_module_on_http_filter_http_stream_complete(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_http_stream_reset
-func envoy_dynamic_module_on_http_filter_http_stream_reset(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int) {
-}
-
-//export envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark
-func envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(p0 C.uintptr_t, p1 C.uintptr_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark
-func envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(p0 C.uintptr_t, p1 C.uintptr_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_scheduled
-func envoy_dynamic_module_on_http_filter_config_scheduled(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_http_callout_done
-func envoy_dynamic_module_on_http_filter_config_http_callout_done(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int, p4 *C.envoy_http_header, p5 C.size_t, p6 *C.envoy_buffer, p7 C.size_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_http_stream_headers
-func envoy_dynamic_module_on_http_filter_config_http_stream_headers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t, p5 C.bool) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_http_stream_data
-func envoy_dynamic_module_on_http_filter_config_http_stream_data(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_buffer, p4 C.size_t, p5 C.bool) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_http_stream_trailers
-func envoy_dynamic_module_on_http_filter_config_http_stream_trailers(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 *C.envoy_http_header, p4 C.size_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_http_stream_complete
-func envoy_dynamic_module_on_http_filter_config_http_stream_complete(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t) {
-}
-
-//export envoy_dynamic_module_on_http_filter_config_http_stream_reset
-func envoy_dynamic_module_on_http_filter_config_http_stream_reset(p0 C.uintptr_t, p1 C.uintptr_t, p2 C.uint64_t, p3 C.int) {
+// jwtauthz_destroy_deferred ends a stream whose decision went off the worker thread; the
+// destroy hook (stream.c) calls it with the filter's handle.
+//
+//export jwtauthz_destroy_deferred
+func jwtauthz_destroy_deferred(handle C.uintptr_t) {
+	defer recoverPanic("filter_destroy")
+	cgo.Handle(handle).Value().(*filter).onDestroy()
 }

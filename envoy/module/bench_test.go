@@ -33,9 +33,9 @@ func BenchmarkRequestHeaders(b *testing.B) {
 	}
 }
 
-// TestFilterReuse: a filter reused by a later stream decides that stream's request alone
-// (a request without a token after an allowed one is denied), and a filter that went off
-// the worker thread is never reused.
+// TestFilterReuse: a filter reused by a later request decides that request alone (a
+// request without a token after an allowed one is denied), and a filter that went off the
+// worker thread is never reused.
 func TestFilterReuse(t *testing.T) {
 	config, headers := cachedAllow(t)
 	setStubHeaders(headers)
@@ -56,15 +56,14 @@ func TestFilterReuse(t *testing.T) {
 	}
 
 	m := cgo.Handle(config).Value().(*module)
-	h := newFilter(m, 1)
-	h.Value().(*filter).onDestroy()
-	if again := newFilter(m, 1); again != h {
-		t.Fatalf("an ended stream's filter was not reused: handle %d, then %d", h, again)
+	f := takeFilter(m, 1)
+	f.release()
+	if again := takeFilter(m, 1); again != f {
+		t.Fatalf("a filter decided on the worker thread was not reused: %p, then %p", f, again)
 	}
-	f := h.Value().(*filter)
-	f.offThread = true
-	f.onDestroy()
-	if again := newFilter(m, 1); again == h {
+	f.offThread, f.handle = true, cgo.NewHandle(f) // as onRequestHeaders leaves it
+	f.release()
+	if again := takeFilter(m, 1); again == f {
 		t.Fatal("a filter that went off the worker thread was reused")
 	}
 }

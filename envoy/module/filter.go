@@ -24,15 +24,18 @@ type filter struct {
 	m     *module
 	envoy uintptr // Envoy's filter pointer: valid until the destroy hook
 
-	// A filter is reused by a later stream (idle), with its handle, unless a goroutine may
-	// still hold it (offThread). req, attempt and ctx (which carries &attempt) are the
-	// inline decision's, kept here so that a cached allow allocates none of them.
-	handle    cgo.Handle
+	// A filter serves one request-headers hook and is then reused (idle), unless its
+	// decision went off the worker thread (offThread): its goroutine may still hold it, and
+	// the stream keeps its handle (stream.h) for the scheduled and destroy hooks. req,
+	// attempt and ctx (which carries &attempt) are the inline decision's, kept here so that a
+	// cached allow allocates none of them.
+	handle    cgo.Handle // set when the decision goes off the thread
 	offThread bool
 	req       extauthz.Request
 	headers   []extauthz.Header // backs req.Headers
 	attempt   inlineAttempt
 	ctx       context.Context
+	labels    labelValues // the decision counter's labels, as handed to Envoy
 
 	mu        sync.Mutex
 	scheduler uintptr           // set while a decision runs off the worker thread
@@ -94,6 +97,7 @@ func (f *filter) onRequestHeaders() int {
 	out.Release()
 	f.mu.Lock()
 	f.offThread = true
+	f.handle = cgo.NewHandle(f)
 	f.scheduler = newScheduler(f.envoy)
 	f.mu.Unlock()
 	go f.decideOffThread(req)
@@ -151,7 +155,8 @@ func (f *filter) module() *module {
 	return f.m
 }
 
-// onDestroy ends the stream's state; a decision still running off the thread is dropped.
+// onDestroy ends the stream of a filter whose decision went off the worker thread (the
+// destroy hook); a decision still running is dropped.
 func (f *filter) onDestroy() {
 	f.mu.Lock()
 	sched := f.scheduler
@@ -163,18 +168,18 @@ func (f *filter) onDestroy() {
 	f.release()
 }
 
-// idle holds filters whose streams have ended, each with its handle, for later streams:
-// a new handle and filter per stream was allocation and sync.Map work on Envoy's worker.
+// idle holds filters whose requests were decided on the worker thread, for later ones: a
+// new filter per request was allocation on Envoy's worker.
 var idle struct {
 	sync.Mutex
 	filters []*filter
 }
 
-// maxIdle bounds idle: beyond it a filter's handle is deleted and the filter collected.
+// maxIdle bounds idle: beyond it a filter is left to the collector.
 const maxIdle = 4096
 
-// newFilter answers the handle Envoy keeps for a new stream of m's.
-func newFilter(m *module, envoy uintptr) cgo.Handle {
+// takeFilter answers a filter for one request of m's, on Envoy's filter envoy.
+func takeFilter(m *module, envoy uintptr) *filter {
 	var f *filter
 	idle.Lock()
 	if n := len(idle.filters); n > 0 {
@@ -186,28 +191,26 @@ func newFilter(m *module, envoy uintptr) cgo.Handle {
 	if f == nil {
 		f = &filter{}
 		f.ctx = context.WithValue(context.Background(), inlineKey{}, &f.attempt)
-		f.handle = cgo.NewHandle(f)
 	}
 	f.m, f.envoy = m, envoy
-	return f.handle
+	return f
 }
 
-// release ends f's use by its stream (the destroy hook). A filter that went off the
-// worker thread may still be held by its goroutine, so only its handle goes.
+// release ends f's use: by its request once decided on the worker thread, or by its stream
+// (the destroy hook) once its decision went off the thread. That one may still be held by
+// its goroutine, so only its handle goes.
 func (f *filter) release() {
 	if f.offThread {
 		f.handle.Delete()
 		return
 	}
 	f.m, f.envoy, f.req, f.attempt, f.destroyed = nil, 0, extauthz.Request{}, inlineAttempt{}, false
-	clear(f.headers) // the list stays for the next stream; the request's strings go
+	clear(f.headers) // the list stays for the next request; this one's strings go
 	idle.Lock()
 	defer idle.Unlock()
 	if len(idle.filters) < maxIdle {
 		idle.filters = append(idle.filters, f)
-		return
 	}
-	f.handle.Delete()
 }
 
 // answer applies an outcome: a denial is a local reply; an allow removes every header the
@@ -219,7 +222,7 @@ func (f *filter) answer(out *extauthz.Outcome) int {
 	if out.Allowed {
 		decision = "allow"
 	}
-	incrementCounter2(f.envoy, f.m.decisions, decision, string(out.Reason))
+	incrementCounter2(f.envoy, f.m.decisions, &f.labels, decision, string(out.Reason))
 	if !out.Allowed {
 		headers, body := out.Denial()
 		hs := make([][2]string, len(headers))
@@ -229,17 +232,15 @@ func (f *filter) answer(out *extauthz.Outcome) int {
 		sendResponse(f.envoy, out.HTTPStatus, hs, body, "jwt_authz_"+string(out.Reason))
 		return statusStopIteration
 	}
-	for _, name := range out.Remove() {
-		removeRequestHeader(f.envoy, name)
-	}
-	for _, h := range out.Upstream() {
-		setRequestHeader(f.envoy, h.Name, h.Value)
-	}
+	envoy := f.envoy
+	out.EachRemove(func(name string) { removeRequestHeader(envoy, name) })
+	out.EachUpstream(func(h extauthz.Header) { setRequestHeader(envoy, h.Name, h.Value) })
 	return statusContinue
 }
 
 // setMetadata writes the decision where Envoy's access log can read it: the same words
-// the gRPC face puts under envoy.filters.http.ext_authz.
+// the gRPC face puts under envoy.filters.http.ext_authz. (Envoy 1.40's batched setter,
+// set_dynamic_metadata_string_batch, cost as much as the six calls: measured, not used.)
 func (f *filter) setMetadata(d extauthz.Decision) {
 	decision := "deny"
 	if d.Allowed {

@@ -4,7 +4,16 @@ package main
 
 /*
 #include "abi.h"
+#include "stream.h"
 extern const char** stub_headers;
+uintptr_t envoy_dynamic_module_on_http_filter_new(uintptr_t config, uintptr_t envoy);
+void envoy_dynamic_module_on_http_filter_destroy(uintptr_t filter);
+
+// Envoy's view of the two C hooks: a stream is an opaque pointer.
+static jwtauthz_stream* stub_filter_new(uintptr_t config) {
+	return (jwtauthz_stream*)envoy_dynamic_module_on_http_filter_new(config, 1);
+}
+static void stub_filter_destroy(jwtauthz_stream* s) { envoy_dynamic_module_on_http_filter_destroy((uintptr_t)s); }
 */
 import "C"
 
@@ -21,11 +30,12 @@ func setStubHeaders(hs [][2]string) {
 }
 
 // stream runs one stream through the hooks Envoy calls for a request the module decides on
-// the worker thread: filter_new, request_headers, destroy. It answers the headers status.
+// the worker thread: filter_new and destroy (C, stream.c), request_headers (Go). It answers
+// the headers status.
 func stream(config uintptr) int {
-	f := envoy_dynamic_module_on_http_filter_new(C.uintptr_t(config), 1)
-	status := envoy_dynamic_module_on_http_filter_request_headers(1, f, true)
-	envoy_dynamic_module_on_http_filter_destroy(f)
+	s := C.stub_filter_new(C.uintptr_t(config))
+	status := envoy_dynamic_module_on_http_filter_request_headers(1, s, true)
+	C.stub_filter_destroy(s)
 	return int(status)
 }
 
