@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/cgo"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,6 +69,50 @@ func TestFilterReuse(t *testing.T) {
 	}
 }
 
+// TestRemovals: on an allow the module asks Envoy to remove only the injectable headers the
+// request carries (whatever their case), the credential included.
+func TestRemovals(t *testing.T) {
+	const claims = "{sub: x-jwt-sub, email: x-jwt-email}" // the token has sub, no email
+	config, headers := configAndRequest(t, claims, "deny")
+	setStubHeaders(headers)
+	waitForAllow(t, config)
+	for _, c := range []struct {
+		name        string
+		extra       [][2]string
+		want, avoid []string
+	}{
+		{"no spoofed header", nil, []string{"authorization"}, []string{"x-jwt-email"}},
+		{"spoofed x-jwt-email", [][2]string{{"x-jwt-email", "mallory@example.com"}}, []string{"authorization", "x-jwt-email"}, nil},
+		{"spoofed X-JWT-Email", [][2]string{{"X-JWT-Email", "mallory@example.com"}}, []string{"authorization", "x-jwt-email"}, nil},
+	} {
+		setStubHeaders(append(slices.Clone(headers), c.extra...))
+		takeRemoved()
+		if got := stream(config); got != statusContinue {
+			t.Fatalf("%s: status %d, want %d (allowed)", c.name, got, statusContinue)
+		}
+		removed := takeRemoved()
+		for _, name := range c.want {
+			if !slices.Contains(removed, name) {
+				t.Errorf("%s: removed %q, want %s among them", c.name, removed, name)
+			}
+		}
+		for _, name := range c.avoid {
+			if slices.Contains(removed, name) {
+				t.Errorf("%s: removed %q, want no call for %s (the request does not carry it)", c.name, removed, name)
+			}
+		}
+	}
+
+	// Without the headers (Envoy handed over none) there is no path to match, and even a
+	// config that allows by default denies: an allow never goes out with removals skipped
+	// for want of the list (filter.answer would then remove every name anyway).
+	open, _ := configAndRequest(t, claims, "allow")
+	setStubHeaders(nil)
+	if got := stream(open); got != statusStopIteration {
+		t.Fatalf("no headers, default allow: status %d, want %d (denied)", got, statusStopIteration)
+	}
+}
+
 // waitForAllow runs streams until one is allowed: the key set loads in the background.
 func waitForAllow(tb testing.TB, config uintptr) {
 	for deadline := time.Now().Add(10 * time.Second); stream(config) != statusContinue; time.Sleep(10 * time.Millisecond) {
@@ -80,6 +125,12 @@ func waitForAllow(tb testing.TB, config uintptr) {
 // cachedAllow loads the bench's config (one provider, a JWKS file, the cache) and answers
 // the filter config's handle and a request with a valid token, as bench/run.sh sends it.
 func cachedAllow(tb testing.TB) (config uintptr, headers [][2]string) {
+	return configAndRequest(tb, "{sub: x-jwt-sub}", "deny")
+}
+
+// configAndRequest is cachedAllow with the provider's claims_to_headers and the config's
+// default_action given.
+func configAndRequest(tb testing.TB, claimsToHeaders, defaultAction string) (config uintptr, headers [][2]string) {
 	b := tb
 	dir := b.TempDir()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
@@ -103,13 +154,13 @@ providers:
   audiences: [bench-api]
   algorithms: [RS256, ES256]
   keys: [{jwks_file: ` + jwks + `}]
-  claims_to_headers: {sub: x-jwt-sub}
+  claims_to_headers: ` + claimsToHeaders + `
   forward_token: false
 rules:
 - name: api
   match: {path_prefix: /}
   require: {providers: [bench]}
-default_action: deny
+default_action: ` + defaultAction + `
 `)
 	if config == 0 {
 		b.Fatal("the config did not load")

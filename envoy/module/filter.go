@@ -33,9 +33,12 @@ type filter struct {
 	offThread bool
 	req       extauthz.Request
 	headers   []extauthz.Header // backs req.Headers
-	attempt   inlineAttempt
-	ctx       context.Context
-	labels    labelValues // the decision counter's labels, as handed to Envoy
+	// headersRead is set when Envoy handed over the request's headers (a request always
+	// has some: :method, :path): only then may a header the list lacks go unremoved.
+	headersRead bool
+	attempt     inlineAttempt
+	ctx         context.Context
+	labels      labelValues // the decision counter's labels, as handed to Envoy
 
 	mu        sync.Mutex
 	scheduler uintptr           // set while a decision runs off the worker thread
@@ -81,6 +84,7 @@ func (f *filter) onRequestHeaders() int {
 	yieldIfDue()
 	req := &f.req
 	f.headers = requestHeaders(f.headers, f.envoy)
+	f.headersRead = len(f.headers) > 0
 	requestView(req, f.headers)
 	if testPanic != nil {
 		testPanic(req)
@@ -204,7 +208,7 @@ func (f *filter) release() {
 		f.handle.Delete()
 		return
 	}
-	f.m, f.envoy, f.req, f.attempt, f.destroyed = nil, 0, extauthz.Request{}, inlineAttempt{}, false
+	f.m, f.envoy, f.req, f.attempt, f.destroyed, f.headersRead = nil, 0, extauthz.Request{}, inlineAttempt{}, false, false
 	clear(f.headers) // the list stays for the next request; this one's strings go
 	idle.Lock()
 	defer idle.Unlock()
@@ -233,9 +237,26 @@ func (f *filter) answer(out *extauthz.Outcome) int {
 		return statusStopIteration
 	}
 	envoy := f.envoy
-	out.EachRemove(func(name string) { removeRequestHeader(envoy, name) })
+	out.EachRemove(func(name string) {
+		// The headers were read from Envoy in this stream's request-headers hook and
+		// nothing changes them while the filter holds the request, so a name the list
+		// lacks needs no call into Envoy.
+		if !f.headersRead || carries(f.req.Headers, name) {
+			removeRequestHeader(envoy, name)
+		}
+	})
 	out.EachUpstream(func(h extauthz.Header) { setRequestHeader(envoy, h.Name, h.Value) })
 	return statusContinue
+}
+
+// carries reports whether headers has one named name (names compared as HTTP compares them).
+func carries(headers []extauthz.Header, name string) bool {
+	for _, h := range headers {
+		if strings.EqualFold(h.Name, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // setMetadata writes the decision where Envoy's access log can read it: the same words

@@ -27,7 +27,22 @@ bool envoy_dynamic_module_callback_http_get_headers(uintptr_t filter, int header
 	return true;
 }
 
-bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value) { return true; }
+// stub_removed records the names set_header is asked to remove (a null value), for
+// TestRemovals; stub_removed_n counts them, the first 16 kept.
+char stub_removed[16][64];
+size_t stub_removed_n;
+
+bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value) {
+	if (value.ptr == 0) {
+		if (stub_removed_n < 16) {
+			size_t n = key.length < 63 ? key.length : 63;
+			memcpy(stub_removed[stub_removed_n], (const char*)key.ptr, n);
+			stub_removed[stub_removed_n][n] = 0;
+		}
+		stub_removed_n++;
+	}
+	return true;
+}
 void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t status,
     module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details) {}
 void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,

@@ -6,6 +6,8 @@ package main
 #include "abi.h"
 #include "stream.h"
 extern const char** stub_headers;
+extern char stub_removed[16][64];
+extern size_t stub_removed_n;
 uintptr_t envoy_dynamic_module_on_http_filter_new(uintptr_t config, uintptr_t envoy);
 void envoy_dynamic_module_on_http_filter_destroy(uintptr_t filter);
 
@@ -27,6 +29,16 @@ func setStubHeaders(hs [][2]string) {
 		arr[2*i], arr[2*i+1] = C.CString(h[0]), C.CString(h[1])
 	}
 	C.stub_headers = (**C.char)(unsafe.Pointer(&arr[0]))
+}
+
+// takeRemoved answers the names the module removed from requests since the last call.
+func takeRemoved() []string {
+	var names []string
+	for i := 0; i < int(C.stub_removed_n) && i < 16; i++ {
+		names = append(names, C.GoString(&C.stub_removed[i][0]))
+	}
+	C.stub_removed_n = 0
+	return names
 }
 
 // stream runs one stream through the hooks Envoy calls for a request the module decides on
