@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 	"sync"
-	"unsafe"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -32,15 +31,12 @@ func decodeObject(data []byte) (map[string]any, error) {
 func decodeObjectBase64(s string) (map[string]any, error) {
 	od := objectDecoders.Get().(*objectDecoder)
 	defer od.release()
-	n := strictB64.DecodedLen(len(s))
-	if cap(od.decoded) < n {
-		od.decoded = make([]byte, n)
-	}
-	n, err := strictB64.Decode(od.decoded[:n], unsafe.Slice(unsafe.StringData(s), len(s))) // Decode only reads src
+	payload, err := decodeBase64(od.decoded[:0], s)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", errNotBase64, err)
 	}
-	return od.decodeObject(od.decoded[:n])
+	od.decoded = payload // kept when it had to grow
+	return od.decodeObject(payload)
 }
 
 // errNotBase64 marks decodeObjectBase64's failures that are the encoding's, not the JSON's.

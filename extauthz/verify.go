@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unsafe"
 
 	"github.com/go-jose/go-jose/v4"
 
@@ -102,11 +101,7 @@ func parseToken(raw string) (*parsedToken, error) {
 // signature is decoded again where it is verified, once a provider and a key are found.
 func checkBase64(s string) error {
 	var buf [768]byte // a 4096-bit RSA signature is 512 bytes; ES512 132
-	if strictB64.DecodedLen(len(s)) > len(buf) {
-		_, err := strictB64.DecodeString(s)
-		return err
-	}
-	_, err := strictB64.Decode(buf[:], unsafe.Slice(unsafe.StringData(s), len(s))) // Decode only reads src
+	_, err := decodeBase64(buf[:0], s)
 	return err
 }
 
