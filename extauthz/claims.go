@@ -84,7 +84,8 @@ func (od *objectDecoder) close() error {
 	return nil
 }
 
-// release hands od back to the pool, keeping no reference to a token's bytes.
+// release hands od back to the pool without a reference to the caller's bytes. od.decoded
+// still holds the last payload decoded into it, until the next one overwrites it.
 func (od *objectDecoder) release() {
 	od.in.Reset(nil)
 	if cap(od.decoded) > 16<<10 { // one large token must not pin its buffer
