@@ -16,8 +16,15 @@ import (
 // jwt-authz at an RFC 7662 introspection endpoint (a real HTTP server on 127.0.0.1 that
 // authenticates jwt-authz by client_secret_basic): an active token reaches the upstream
 // with the identity headers of the answer, an inactive one is 401 token_inactive with its
-// challenge, and while the endpoint is down a new token is 503.
+// challenge, and while the endpoint is down a new token is 503 and a cached one still
+// allowed. The same with the in-process module: on Envoy's worker thread it reads only the
+// client's cache, and a token it has not asked about is decided off the thread.
 func TestIntrospectionThroughEnvoy(t *testing.T) {
+	t.Run("ext_authz", func(t *testing.T) { testIntrospection(t, startStack) })
+	t.Run("module", func(t *testing.T) { testIntrospection(t, startModuleStack) })
+}
+
+func testIntrospection(t *testing.T, start func(*testing.T, stackOptions) *stack) {
 	const active, inactive, unseen = "2YotnFZFEjr1zCsicMWpAA", "tGzv3JOkF0XG5Qx2TlKWIA", "mF9B5f41JqMxQ2Yx7ZrWnA"
 	var audience atomic.Value // the demo provider's audience, read from the config
 	var calls atomic.Int64
@@ -39,7 +46,7 @@ func TestIntrospectionThroughEnvoy(t *testing.T) {
 	secret := filepath.Join(t.TempDir(), "introspection-secret")
 	writeFile(t, secret, []byte("introspection-secret\n"))
 
-	s := startStack(t, stackOptions{
+	s := start(t, stackOptions{
 		editAuthz: func(t *testing.T, root map[string]any, _ ports) {
 			providers, err := list(root, "providers")
 			if err != nil || len(providers) != 1 {

@@ -187,7 +187,7 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOpti
 		}
 		if pc.Introspection != nil {
 			if pr.introspector = o.introspectors[pc.Name]; pr.introspector == nil {
-				// A face that cannot introspect (-explain, -test, the in-process module)
+				// A face that cannot introspect (-explain, -test)
 				// answers opaque tokens 503, never as if introspection were off.
 				pr.introspector = noIntrospector{}
 			}

@@ -103,11 +103,7 @@ func (c *Client) Calls() int64 {
 // claims). An error means no usable answer: fail closed.
 func (c *Client) Introspect(ctx context.Context, token string) (active bool, answer []byte, err error) {
 	digest := sha256.Sum256([]byte(token))
-	now := c.now()
-	c.mu.Lock()
-	e, ok := c.cache[digest]
-	c.mu.Unlock()
-	if ok && now.Before(e.expires) {
+	if e, ok := c.cached(digest); ok {
 		return e.active, e.answer, nil
 	}
 	v, err, _ := c.flight.Do(string(digest[:]), func() (any, error) {
@@ -121,8 +117,43 @@ func (c *Client) Introspect(ctx context.Context, token string) (active bool, ans
 	if err != nil {
 		return false, nil, err
 	}
-	e = v.(entry)
+	e := v.(entry)
 	return e.active, e.answer, nil
+}
+
+// Cached is Introspect's answer when the cache has one, without calling the endpoint: ok is
+// false when a call would be needed. For a caller that must not wait on the network (the
+// in-process module on Envoy's worker thread).
+func (c *Client) Cached(token string) (active bool, answer []byte, ok bool) {
+	e, ok := c.cached(sha256.Sum256([]byte(token)))
+	return e.active, e.answer, ok
+}
+
+func (c *Client) cached(digest [sha256.Size]byte) (entry, bool) {
+	c.mu.Lock()
+	e, ok := c.cache[digest]
+	c.mu.Unlock()
+	if !ok || !c.now().Before(e.expires) {
+		return entry{}, false
+	}
+	return e, true
+}
+
+// Clients builds a Client for each provider of cfg that configures introspection, by
+// provider name.
+func Clients(cfg *config.Config) (map[string]*Client, error) {
+	clients := map[string]*Client{}
+	for _, p := range cfg.Providers {
+		if p.Introspection == nil {
+			continue
+		}
+		c, err := New(*p.Introspection, p.Issuer, cfg.Path)
+		if err != nil {
+			return nil, fmt.Errorf("providers %q: introspection: %w", p.Name, err)
+		}
+		clients[p.Name] = c
+	}
+	return clients, nil
 }
 
 func (c *Client) store(digest [sha256.Size]byte, e entry) {

@@ -270,3 +270,27 @@ func TestIntrospectDiscovery(t *testing.T) {
 		t.Fatalf("after discovery: active=%v err=%v", active, err)
 	}
 }
+
+// TestCached: Cached answers only what an earlier Introspect stored, and never calls the
+// endpoint.
+func TestCached(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"active":true,"sub":"alice","exp":%d}`, time.Now().Add(time.Hour).Unix())
+	}))
+	defer srv.Close()
+	c := newClient(t, srv.URL, nil)
+	if _, _, ok := c.Cached("tok"); ok || c.Calls() != 0 {
+		t.Fatalf("Cached before any Introspect: ok %v, %d calls; want false, 0", ok, c.Calls())
+	}
+	if active, _, err := c.Introspect(context.Background(), "tok"); !active || err != nil {
+		t.Fatalf("Introspect = %v, %v", active, err)
+	}
+	active, answer, ok := c.Cached("tok")
+	if !ok || !active || !strings.Contains(string(answer), `"alice"`) || c.Calls() != 1 {
+		t.Errorf("Cached after Introspect: ok %v, active %v, answer %s, %d calls; want the stored answer, 1 call", ok, active, answer, c.Calls())
+	}
+	if _, _, ok := c.Cached("another"); ok {
+		t.Error("Cached answered for a token never introspected")
+	}
+}

@@ -67,17 +67,14 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 		_ = set.Start(sctx) // files only: loaded by NewDecryptionSet, then watched
 		decryption[p.Name] = set
 	}
+	clients, err := introspect.Clients(cfg)
+	if err != nil {
+		inst.stopExcept(prev)
+		return nil, err
+	}
 	introspectors := map[string]extauthz.Introspector{}
-	for _, p := range cfg.Providers {
-		if p.Introspection == nil {
-			continue
-		}
-		c, err := introspect.New(*p.Introspection, p.Issuer, cfg.Path)
-		if err != nil {
-			inst.stopExcept(prev)
-			return nil, fmt.Errorf("providers %q: introspection: %w", p.Name, err)
-		}
-		introspectors[p.Name] = c
+	for name, c := range clients {
+		introspectors[name] = c
 	}
 	opts := []extauthz.PolicyOption{extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors)}
 	dpopOpts, closeStore, err := dpopOptions(cfg)

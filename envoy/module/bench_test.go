@@ -3,18 +3,27 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime/cgo"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/jwt-authz/jwt-authz/config"
+	"github.com/jwt-authz/jwt-authz/introspect"
 )
 
 // BenchmarkRequestHeaders is the module's own work for one cached-token allow, as
@@ -110,6 +119,43 @@ func TestRemovals(t *testing.T) {
 	setStubHeaders(nil)
 	if got := stream(open); got != statusStopIteration {
 		t.Fatalf("no headers, default allow: status %d, want %d (denied)", got, statusStopIteration)
+	}
+}
+
+// TestNoWaitIntrospector: on the worker thread the module's introspection reads only the
+// client's cache, and a token it has not asked about sends the decision off the thread
+// without calling the endpoint; off the thread the endpoint is called; then the worker
+// thread has the answer.
+func TestNoWaitIntrospector(t *testing.T) {
+	var calls atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		calls.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"active":true,"sub":"bob","exp":%d}`, time.Now().Add(time.Hour).Unix())
+	}))
+	defer srv.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret"), []byte("pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := introspect.New(config.Introspection{Endpoint: srv.URL, ClientID: "rs", ClientSecretFile: "secret"},
+		"https://issuer.example", func(p string) string { return filepath.Join(dir, p) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := noWaitIntrospector{c}
+	var attempt inlineAttempt
+	inline := context.WithValue(context.Background(), inlineKey{}, &attempt)
+
+	if _, _, err := n.Introspect(inline, "opaque"); !errors.Is(err, errMustWait) || !attempt.wait || calls.Load() != 0 {
+		t.Fatalf("worker thread, not cached: err %v, wait %v, %d calls; want errMustWait, true, 0", err, attempt.wait, calls.Load())
+	}
+	if active, _, err := n.Introspect(context.Background(), "opaque"); !active || err != nil || calls.Load() != 1 {
+		t.Fatalf("off the thread: active %v, err %v, %d calls; want true, nil, 1", active, err, calls.Load())
+	}
+	attempt = inlineAttempt{}
+	if active, _, err := n.Introspect(inline, "opaque"); !active || err != nil || attempt.wait || calls.Load() != 1 {
+		t.Errorf("worker thread, cached: active %v, err %v, wait %v, %d calls; want true, nil, false, 1", active, err, attempt.wait, calls.Load())
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 
 	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/introspect"
 	"github.com/jwt-authz/jwt-authz/keys"
 )
 
@@ -74,6 +75,27 @@ func (k noWaitKeys) Lookup(ctx context.Context, kid string) (*jose.JSONWebKey, b
 		a.wait = true
 	}
 	return key, found, err
+}
+
+// noWaitIntrospector is a provider's introspection client as the module's decisions see it:
+// on the worker thread only a cached answer; an opaque token not yet asked about sends the
+// decision off the thread (like an unknown kid), where the endpoint is called.
+type noWaitIntrospector struct{ *introspect.Client }
+
+// errMustWait is the worker thread's answer for an opaque token the cache does not hold;
+// the decision it ends is discarded and made again off the thread.
+var errMustWait = errors.New("introspection needs a call to the endpoint")
+
+func (n noWaitIntrospector) Introspect(ctx context.Context, token string) (bool, []byte, error) {
+	a, inline := ctx.Value(inlineKey{}).(*inlineAttempt)
+	if !inline {
+		return n.Client.Introspect(ctx, token)
+	}
+	if active, answer, ok := n.Client.Cached(token); ok {
+		return active, answer, nil
+	}
+	a.wait = true
+	return false, nil, errMustWait
 }
 
 // onRequestHeaders decides the request on the worker thread when no key fetch is needed

@@ -21,6 +21,7 @@ import (
 	"github.com/jwt-authz/jwt-authz/extauthz"
 	"github.com/jwt-authz/jwt-authz/internal/gctune"
 	"github.com/jwt-authz/jwt-authz/internal/linewriter"
+	"github.com/jwt-authz/jwt-authz/introspect"
 	"github.com/jwt-authz/jwt-authz/keys"
 )
 
@@ -101,7 +102,16 @@ func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 		_ = set.Start(ctx) // files only: loaded by NewDecryptionSet, then watched
 		decryption[p.Name] = set
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
+	clients, err := introspect.Clients(cfg)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	introspectors := map[string]extauthz.Introspector{}
+	for name, c := range clients {
+		introspectors[name] = noWaitIntrospector{c}
+	}
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors))
 	if err != nil {
 		stop()
 		return nil, err
