@@ -41,6 +41,9 @@ type Request struct {
 	Method string
 	Host   string // the authority as the client sent it; a port is allowed
 	Path   string // the request target in origin form: path and query, as sent
+	// Scheme is the request's scheme (http or https) when the face knows it, as Envoy's
+	// :scheme; empty is taken as https. DPoP compares a proof's htu with it.
+	Scheme string
 	// Headers as sent: names in any case, a repeated header as separate entries (so two
 	// credentials are seen as two, never joined into one).
 	Headers []Header
@@ -49,7 +52,7 @@ type Request struct {
 // view is r as the decision reads it: the header_map form of a CheckRequest, which keeps
 // repeated headers apart and matches names without regard to case.
 func (r *Request) view(v *request) *request {
-	*v = request{http: true, raw: true, wireMethod: r.Method, wireHost: r.Host, wirePath: r.Path}
+	*v = request{http: true, raw: true, wireMethod: r.Method, wireHost: r.Host, wirePath: r.Path, scheme: r.Scheme}
 	v.rawHeaders = v.grow(nil) // the request's own buffer holds a typical request's headers
 	for _, h := range r.Headers {
 		v.rawHeaders = append(v.rawHeaders, field{h.Name, h.Value})

@@ -7,6 +7,7 @@ import (
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/internal/dpopsetup"
 	"github.com/jwt-authz/jwt-authz/introspect"
 	"github.com/jwt-authz/jwt-authz/keys"
 )
@@ -77,7 +78,7 @@ func (a *app) build(ctx context.Context, cfg *config.Config, prev *instance) (*i
 		introspectors[name] = c
 	}
 	opts := []extauthz.PolicyOption{extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors)}
-	dpopOpts, closeStore, err := dpopOptions(cfg)
+	dpopOpts, closeStore, err := dpopsetup.Options(cfg)
 	if err != nil {
 		inst.stopExcept(prev)
 		return nil, err

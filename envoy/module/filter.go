@@ -316,6 +316,8 @@ func requestView(req *extauthz.Request, headers []extauthz.Header) {
 			req.Path = h.Value
 		case ":authority":
 			req.Host = h.Value
+		case ":scheme":
+			req.Scheme = h.Value
 		}
 	}
 	req.Headers = kept

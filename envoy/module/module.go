@@ -19,6 +19,7 @@ import (
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/internal/dpopsetup"
 	"github.com/jwt-authz/jwt-authz/internal/gctune"
 	"github.com/jwt-authz/jwt-authz/internal/linewriter"
 	"github.com/jwt-authz/jwt-authz/introspect"
@@ -111,7 +112,17 @@ func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 	for name, c := range clients {
 		introspectors[name] = noWaitIntrospector{c}
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors))
+	dpopOpts, closeStore, err := dpopsetup.Options(cfg)
+	if err != nil {
+		stop()
+		return nil, err
+	}
+	if closeStore != nil { // the replay store's connections go when the filter config does
+		cancel := stop
+		stop = func() { cancel(); closeStore() }
+	}
+	opts := []extauthz.PolicyOption{extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors)}
+	policy, err := extauthz.NewPolicy(cfg, sources, append(opts, dpopOpts...)...)
 	if err != nil {
 		stop()
 		return nil, err

@@ -1,4 +1,7 @@
-package main
+// Package dpopsetup reads a config's dpop section into the Policy options that serve it:
+// the server nonce secrets and the shared replay store. The server and the in-process
+// module both use it, so both enforce the same DPoP settings.
+package dpopsetup
 
 import (
 	"bytes"
@@ -14,9 +17,10 @@ import (
 // minNonceSecret is the least length of a DPoP nonce secret: an HMAC-SHA256 key.
 const minNonceSecret = 32
 
-// dpopOptions reads what cfg's dpop section needs: the nonce secrets (one per line, the
-// first makes nonces) and the replay store. close releases the store's connections.
-func dpopOptions(cfg *config.Config) (opts []extauthz.PolicyOption, close func(), err error) {
+// Options reads what cfg's dpop section needs: the nonce secrets (one per line, the first
+// makes nonces) and the replay store. close releases the store's connections; it is nil
+// when there is no store.
+func Options(cfg *config.Config) (opts []extauthz.PolicyOption, close func(), err error) {
 	if n := cfg.DPoP.Nonce; n != nil {
 		data, err := os.ReadFile(cfg.Path(n.SecretFile))
 		if err != nil {
