@@ -18,7 +18,8 @@ import (
 // that terminates TLS and asks for client certificates: once with the certificate sent to
 // jwt-authz in the CheckRequest (include_peer_certificate: true), once in Envoy's
 // x-forwarded-client-cert header (forward_client_cert_details: SANITIZE_SET), which
-// jwt-authz is configured to trust. A bound token works only with its certificate.
+// jwt-authz is configured to trust; and that again with the in-process module, which reads
+// the header as the server does. A bound token works only with its certificate.
 func TestCertificateBoundTokens(t *testing.T) {
 	ca := newCA(t, "ca")
 	serverCert, serverKey := ca.issue(t, "envoy", x509.ExtKeyUsageServerAuth)
@@ -27,10 +28,25 @@ func TestCertificateBoundTokens(t *testing.T) {
 	thumb := sha256.Sum256(readCert(t, clientCert).Raw)
 	x5t := base64.RawURLEncoding.EncodeToString(thumb[:])
 
+	xfccBinding := func(t *testing.T, root map[string]any, _ ports) {
+		providers, err := list(root, "providers")
+		if err != nil || len(providers) != 1 {
+			t.Fatalf("jwt-authz.yaml: want 1 provider (%v)", err)
+		}
+		providers[0].(map[string]any)["certificate_binding"] = map[string]any{
+			"required": true, "header": "x-forwarded-client-cert",
+		}
+	}
+	sanitizeSet := func(hcm, _ map[string]any) {
+		// Envoy replaces whatever XFCC the client sent with its own, or drops it.
+		hcm["forward_client_cert_details"] = "SANITIZE_SET"
+		hcm["set_current_client_cert_details"] = map[string]any{"cert": true, "uri": true}
+	}
 	for _, variant := range []struct {
 		name      string
 		editAuthz func(*testing.T, map[string]any, ports)
 		editHCM   func(hcm map[string]any, extAuthz map[string]any)
+		module    bool // Envoy runs the in-process module instead of ext_authz
 	}{
 		{
 			name: "peer certificate in the CheckRequest",
@@ -38,41 +54,34 @@ func TestCertificateBoundTokens(t *testing.T) {
 				extAuthz["include_peer_certificate"] = true
 			},
 		},
-		{
-			name: "x-forwarded-client-cert",
-			editAuthz: func(t *testing.T, root map[string]any, _ ports) {
-				providers, err := list(root, "providers")
-				if err != nil || len(providers) != 1 {
-					t.Fatalf("jwt-authz.yaml: want 1 provider (%v)", err)
-				}
-				providers[0].(map[string]any)["certificate_binding"] = map[string]any{
-					"required": true, "header": "x-forwarded-client-cert",
-				}
-			},
-			editHCM: func(hcm, _ map[string]any) {
-				// Envoy replaces whatever XFCC the client sent with its own, or drops it.
-				hcm["forward_client_cert_details"] = "SANITIZE_SET"
-				hcm["set_current_client_cert_details"] = map[string]any{"cert": true, "uri": true}
-			},
-		},
+		{name: "x-forwarded-client-cert", editAuthz: xfccBinding, editHCM: sanitizeSet},
+		{name: "x-forwarded-client-cert, in process", editAuthz: xfccBinding, editHCM: sanitizeSet, module: true},
 	} {
 		t.Run(variant.name, func(t *testing.T) {
-			s := startStack(t, stackOptions{
+			start := startStack
+			if variant.module {
+				start = startModuleStack
+			}
+			s := start(t, stackOptions{
 				editAuthz: variant.editAuthz,
 				editEnvoy: func(t *testing.T, root map[string]any, _ ports) {
 					h, err := hcm(root)
 					if err != nil {
 						t.Fatal(err)
 					}
-					f, err := extAuthzFilter(root)
-					if err != nil {
-						t.Fatal(err)
+					var extAuthz map[string]any
+					if !variant.module {
+						f, err := extAuthzFilter(root)
+						if err != nil {
+							t.Fatal(err)
+						}
+						tc, err := dig(f, "typed_config")
+						if err != nil {
+							t.Fatal(err)
+						}
+						extAuthz = tc.(map[string]any)
 					}
-					tc, err := dig(f, "typed_config")
-					if err != nil {
-						t.Fatal(err)
-					}
-					variant.editHCM(h, tc.(map[string]any))
+					variant.editHCM(h, extAuthz)
 					listeners, _ := list(root, "static_resources", "listeners")
 					chains, _ := list(listeners[0], "filter_chains")
 					chains[0].(map[string]any)["transport_socket"] = map[string]any{
