@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -173,16 +174,22 @@ func TestModuleEndToEnd(t *testing.T) {
 	s := startModuleStack(t, stackOptions{})
 	s.scenarios(t)
 
-	// The module's counters in Envoy's stats (its dynamicmodulescustom namespace).
+	// The module's counters in Envoy's stats (its dynamicmodulescustom namespace). The
+	// decision counts reach Envoy every half second (envoy/module/counts.go).
 	for name, atLeast := range map[string]int{
 		"dynamicmodulescustom.decisions.decision.allow.reason.allowed":           2,
 		"dynamicmodulescustom.decisions.decision.deny.reason.missing_token":      1,
 		"dynamicmodulescustom.decisions.decision.deny.reason.insufficient_scope": 1,
 		"dynamicmodulescustom.decisions.decision.allow.reason.public":            1,
 	} {
-		if n := envoyCounter(t, s, name); n < atLeast {
+		if n := awaitEnvoyCounter(t, s, name, atLeast); n < atLeast {
 			t.Errorf("Envoy counter %s = %d, want at least %d\n%s", name, n, atLeast, envoyStats(t, s, "dynamicmodulescustom"))
 		}
+	}
+	// The same counter, tagged, in Prometheus' format: one metric, decision and reason labels.
+	prom := envoyPrometheus(t, s)
+	if !regexp.MustCompile(`(?m)^envoy_dynamicmodulescustom_decisions\{decision="allow",reason="allowed"\} [1-9]`).MatchString(prom) {
+		t.Errorf("/stats/prometheus has no decisions counter tagged decision and reason:\n%s", grepLines(prom, "dynamicmodulescustom"))
 	}
 	if n := envoyCounter(t, s, "dynamicmodulescustom.panics_recovered"); n != 0 {
 		t.Errorf("Envoy counter dynamicmodulescustom.panics_recovered = %d, want 0", n)

@@ -104,6 +104,46 @@ func envoyCounter(t *testing.T, s *stack, name string) int {
 	return n
 }
 
+// awaitEnvoyCounter polls counter name until it reaches atLeast or 5 s pass, and answers its
+// last value: the module hands Envoy its decision counts every half second.
+func awaitEnvoyCounter(t *testing.T, s *stack, name string, atLeast int) int {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		n := envoyCounter(t, s, name)
+		if n >= atLeast || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// envoyPrometheus returns Envoy's /stats/prometheus.
+func envoyPrometheus(t *testing.T, s *stack) string {
+	t.Helper()
+	resp, err := http.Get(s.admin + "/stats/prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/stats/prometheus: %s %v", s.admin, resp.Status, err)
+	}
+	return string(b)
+}
+
+// grepLines returns the lines of text that contain sub.
+func grepLines(text, sub string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
 // redact keeps credentials out of failure messages (testproc.Redact).
 var redact = testproc.Redact
 

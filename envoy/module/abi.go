@@ -145,14 +145,25 @@ func incrementCounter(filter uintptr, id uint) {
 	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &none, 0, 1)
 }
 
-// incrementCounter2 adds one to counter id, defined with two labels, for these values. The
-// label buffers are built in buf (the filter's: an array handed to C from the stack, or a
-// slice, would be allocated on every call).
-func incrementCounter2(filter uintptr, id uint, buf *[2]C.module_buffer, value1, value2 string) {
+// configIncrementCounter2 adds value to counter id of the filter config config, defined with
+// two labels, for these values; main thread only.
+func configIncrementCounter2(config uintptr, id uint, buf *[2]C.module_buffer, value1, value2 string, value uint64) {
 	buf[0], buf[1] = moduleBuffer(value1), moduleBuffer(value2)
-	C.envoy_dynamic_module_callback_http_filter_increment_counter(C.uintptr_t(filter), C.size_t(id), &buf[0], C.size_t(len(buf)), 1)
+	C.envoy_dynamic_module_callback_http_filter_config_increment_counter(C.uintptr_t(config), C.size_t(id), &buf[0], C.size_t(len(buf)), C.uint64_t(value))
 	runtime.KeepAlive(value1)
 	runtime.KeepAlive(value2)
+}
+
+func newConfigScheduler(config uintptr) uintptr {
+	return uintptr(C.envoy_dynamic_module_callback_http_filter_config_scheduler_new(C.uintptr_t(config)))
+}
+
+func commitConfigScheduler(scheduler uintptr, event uint64) {
+	C.envoy_dynamic_module_callback_http_filter_config_scheduler_commit(C.uintptr_t(scheduler), C.uint64_t(event))
+}
+
+func deleteConfigScheduler(scheduler uintptr) {
+	C.envoy_dynamic_module_callback_http_filter_config_scheduler_delete(C.uintptr_t(scheduler))
 }
 
 // labelValues holds a counter's two label values as Envoy reads them.
@@ -199,6 +210,15 @@ func envoy_dynamic_module_on_http_filter_config_new(envoyConfig C.uintptr_t, nam
 		return 0
 	}
 	return C.uintptr_t(cgo.NewHandle(m))
+}
+
+// envoy_dynamic_module_on_http_filter_config_scheduled runs on the main thread when the
+// config scheduler was committed: the decision counts go to Envoy's stats (counts.go).
+//
+//export envoy_dynamic_module_on_http_filter_config_scheduled
+func envoy_dynamic_module_on_http_filter_config_scheduled(envoyConfig C.uintptr_t, cfg C.uintptr_t, event C.uint64_t) {
+	defer recoverPanic("config_scheduled")
+	cgo.Handle(cfg).Value().(*module).counts.flush()
 }
 
 //export envoy_dynamic_module_on_http_filter_config_destroy

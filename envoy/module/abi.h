@@ -35,5 +35,13 @@ uint32_t envoy_dynamic_module_callback_get_concurrency(void);
 // the main thread, in the config hook; their labels are Envoy stat tags.
 int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t config, module_buffer name,
     module_buffer* label_names, size_t label_names_size, size_t* id);
+// The filter config's own: main thread only, from the config-scheduled and config-destroy hooks.
+int envoy_dynamic_module_callback_http_filter_config_increment_counter(uintptr_t config, size_t id,
+    module_buffer* label_values, size_t label_values_size, uint64_t value);
+// A config scheduler holds a weak reference to Envoy's filter config: a commit (any thread)
+// runs the config-scheduled hook on the main thread, unless the config is gone by then.
+uintptr_t envoy_dynamic_module_callback_http_filter_config_scheduler_new(uintptr_t config);
+void envoy_dynamic_module_callback_http_filter_config_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
+void envoy_dynamic_module_callback_http_filter_config_scheduler_delete(uintptr_t scheduler);
 int envoy_dynamic_module_callback_http_filter_increment_counter(uintptr_t filter, size_t id,
     module_buffer* label_values, size_t label_values_size, uint64_t value);

@@ -39,7 +39,6 @@ type filter struct {
 	headersRead bool
 	attempt     inlineAttempt
 	ctx         context.Context
-	labels      labelValues // the decision counter's labels, as handed to Envoy
 
 	mu        sync.Mutex
 	scheduler uintptr           // set while a decision runs off the worker thread
@@ -244,11 +243,7 @@ func (f *filter) release() {
 // its provider does not forward it, and sets the identity headers.
 func (f *filter) answer(out *extauthz.Outcome) int {
 	f.setMetadata(out.Decision)
-	decision := "deny"
-	if out.Allowed {
-		decision = "allow"
-	}
-	incrementCounter2(f.envoy, f.m.decisions, &f.labels, decision, string(out.Reason))
+	f.m.counts.add(out.Allowed, out.Reason)
 	if !out.Allowed {
 		headers, body := out.Denial()
 		hs := make([][2]string, len(headers))

@@ -23,7 +23,7 @@ int envoy_dynamic_module_on_http_filter_local_reply(uintptr_t envoy, uintptr_t f
 uintptr_t envoy_dynamic_module_on_http_filter_per_route_config_new(envoy_buffer name, envoy_buffer config) { return 0; }
 void envoy_dynamic_module_on_http_filter_per_route_config_destroy(uintptr_t config) {}
 
-// The module makes no HTTP callouts or streams of its own, and schedules nothing on a config.
+// The module makes no HTTP callouts or streams of its own, and no HTTP callouts of a filter config.
 void envoy_dynamic_module_on_http_filter_http_callout_done(uintptr_t envoy, uintptr_t filter, uint64_t id, int result,
     envoy_http_header* headers, size_t headers_size, envoy_buffer* body, size_t body_size) {}
 void envoy_dynamic_module_on_http_filter_http_stream_headers(uintptr_t envoy, uintptr_t filter, uint64_t id,
@@ -36,7 +36,6 @@ void envoy_dynamic_module_on_http_filter_http_stream_complete(uintptr_t envoy, u
 void envoy_dynamic_module_on_http_filter_http_stream_reset(uintptr_t envoy, uintptr_t filter, uint64_t id, int reason) {}
 void envoy_dynamic_module_on_http_filter_downstream_above_write_buffer_high_watermark(uintptr_t envoy, uintptr_t filter) {}
 void envoy_dynamic_module_on_http_filter_downstream_below_write_buffer_low_watermark(uintptr_t envoy, uintptr_t filter) {}
-void envoy_dynamic_module_on_http_filter_config_scheduled(uintptr_t envoy, uintptr_t config, uint64_t event_id) {}
 void envoy_dynamic_module_on_http_filter_config_http_callout_done(uintptr_t envoy, uintptr_t config, uint64_t id, int result,
     envoy_http_header* headers, size_t headers_size, envoy_buffer* body, size_t body_size) {}
 void envoy_dynamic_module_on_http_filter_config_http_stream_headers(uintptr_t envoy, uintptr_t config, uint64_t id,

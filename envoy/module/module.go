@@ -39,9 +39,10 @@ type module struct {
 	stop      context.CancelFunc // ends the key sets' background refresh
 	fetchWait time.Duration      // how long an off-thread decision waits for a key refetch
 
-	// Envoy counter ids (docs/in-process.md, "Operating it"): decisions by decision and
-	// reason, and recovered panics.
-	decisions, panicsRecovered uint
+	// Envoy's counters (docs/in-process.md, "Operating it"): decisions by decision and
+	// reason, counted in Go and flushed to Envoy, and recovered panics (a counter id).
+	counts          *decisionCounts
+	panicsRecovered uint
 }
 
 // panics counts the panics the hooks recovered, across every filter config.
@@ -131,8 +132,9 @@ func newModule(envoyConfig uintptr, filterConfig string) (*module, error) {
 	if logLevel(cfg.Log.Level) <= slog.LevelInfo {
 		decisionLog = logOut
 	}
-	m := &module{log: log, logOut: logOut, stop: stop, fetchWait: 10 * time.Second, decisions: decided, panicsRecovered: recovered}
+	m := &module{log: log, logOut: logOut, stop: stop, fetchWait: 10 * time.Second, panicsRecovered: recovered}
 	m.srv = extauthz.NewServer(policy, extauthz.Options{Logger: log, DecisionLog: decisionLog, AllowSampleRate: cfg.Log.AllowSampleRate})
+	m.counts = newDecisionCounts(envoyConfig, decided)
 	log.Info("jwt-authz module loaded", "providers", len(cfg.Providers), "rules", len(cfg.Rules), "abi", abiVersion,
 		"envoy_workers", workers, "gomaxprocs", procs)
 	return m, nil
@@ -189,6 +191,7 @@ func logLevel(s string) slog.Level {
 }
 
 func (m *module) close() {
+	m.counts.close()
 	m.stop()
 	m.logOut.Close()
 }

@@ -4,6 +4,7 @@
 // jwtauthz_stubs): a request with fixed headers, and setters that do nothing. Never in a
 // library Envoy loads: Envoy provides these symbols.
 
+#include <stdio.h>
 #include <string.h>
 
 #include "abi.h"
@@ -56,3 +57,44 @@ int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t co
     module_buffer* label_names, size_t label_names_size, size_t* id) { *id = 0; return 0; }
 int envoy_dynamic_module_callback_http_filter_increment_counter(uintptr_t filter, size_t id,
     module_buffer* label_values, size_t label_values_size, uint64_t value) { return 0; }
+
+// stub_counted sums what the config-level increment was given for the filter config
+// stub_watched, by its two label values joined with "/"; stub_commits counts commits of that
+// config's scheduler. For TestDecisionCounts: other tests' filter configs are left out.
+uintptr_t stub_watched;
+char stub_counted_labels[32][64];
+uint64_t stub_counted[32];
+size_t stub_counted_n;
+uint64_t stub_commits;
+
+int envoy_dynamic_module_callback_http_filter_config_increment_counter(uintptr_t config, size_t id,
+    module_buffer* label_values, size_t label_values_size, uint64_t value) {
+	char key[64];
+	if (config != stub_watched) {
+		return 0;
+	}
+	if (label_values_size != 2) {
+		return 1;
+	}
+	snprintf(key, sizeof key, "%.*s/%.*s", (int)label_values[0].length, (const char*)label_values[0].ptr,
+	    (int)label_values[1].length, (const char*)label_values[1].ptr);
+	for (size_t i = 0; i < stub_counted_n; i++) {
+		if (strcmp(stub_counted_labels[i], key) == 0) {
+			stub_counted[i] += value;
+			return 0;
+		}
+	}
+	if (stub_counted_n < 32) {
+		strcpy(stub_counted_labels[stub_counted_n], key);
+		stub_counted[stub_counted_n++] = value;
+	}
+	return 0;
+}
+// A stub scheduler is its filter config's pointer.
+uintptr_t envoy_dynamic_module_callback_http_filter_config_scheduler_new(uintptr_t config) { return config; }
+void envoy_dynamic_module_callback_http_filter_config_scheduler_commit(uintptr_t scheduler, uint64_t event_id) {
+	if (scheduler == stub_watched) {
+		__atomic_add_fetch(&stub_commits, 1, __ATOMIC_SEQ_CST);
+	}
+}
+void envoy_dynamic_module_callback_http_filter_config_scheduler_delete(uintptr_t scheduler) {}

@@ -8,6 +8,12 @@ package main
 extern const char** stub_headers;
 extern char stub_removed[16][64];
 extern size_t stub_removed_n;
+extern uintptr_t stub_watched;
+extern char stub_counted_labels[32][64];
+extern uint64_t stub_counted[32];
+extern size_t stub_counted_n;
+extern uint64_t stub_commits;
+static uint64_t stub_commits_now(void) { return __atomic_load_n(&stub_commits, __ATOMIC_SEQ_CST); }
 uintptr_t envoy_dynamic_module_on_http_filter_new(uintptr_t config, uintptr_t envoy);
 void envoy_dynamic_module_on_http_filter_destroy(uintptr_t filter);
 
@@ -59,3 +65,23 @@ func newConfig(yaml string) uintptr {
 		C.envoy_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(name))), length: C.size_t(len(name))},
 		C.envoy_buffer{ptr: (*C.char)(unsafe.Pointer(unsafe.StringData(yaml))), length: C.size_t(len(yaml))}))
 }
+
+// watchConfig makes config the filter config whose counts and commits the stubs record.
+func watchConfig(config uintptr) {
+	C.stub_watched = C.uintptr_t(config)
+	C.stub_counted_n = 0
+}
+
+// takeCounted answers the sums the config-level increment was given for the watched config
+// since the last call, by "decision/reason".
+func takeCounted() map[string]uint64 {
+	got := map[string]uint64{}
+	for i := 0; i < int(C.stub_counted_n); i++ {
+		got[C.GoString(&C.stub_counted_labels[i][0])] = uint64(C.stub_counted[i])
+	}
+	C.stub_counted_n = 0
+	return got
+}
+
+// commits answers how many times a config scheduler was committed.
+func commits() uint64 { return uint64(C.stub_commits_now()) }
