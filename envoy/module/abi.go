@@ -103,6 +103,21 @@ func setMetadata(filter uintptr, ns, key, value string) {
 	runtime.KeepAlive(value)
 }
 
+// metadataEntries holds the strings of one set of metadata writes, as Envoy reads them.
+type metadataEntries = [6]C.module_string_entry
+
+// setMetadataBatch writes the first n of kvs (key, value) under ns, in one call; buf is the
+// caller's (an array handed to C from the stack would be allocated on every call).
+func setMetadataBatch(filter uintptr, ns string, buf *metadataEntries, kvs *[6][2]string, n int) {
+	for i := range n {
+		buf[i] = C.module_string_entry{key_ptr: stringAddress(kvs[i][0]), key_length: C.size_t(len(kvs[i][0])),
+			value_ptr: stringAddress(kvs[i][1]), value_length: C.size_t(len(kvs[i][1]))}
+	}
+	C.envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(C.uintptr_t(filter), moduleBuffer(ns), &buf[0], C.size_t(n))
+	runtime.KeepAlive(ns)
+	runtime.KeepAlive(kvs)
+}
+
 func stringAddress(s string) C.uintptr_t {
 	return C.uintptr_t(uintptr(unsafe.Pointer(unsafe.StringData(s))))
 }

@@ -25,6 +25,11 @@ void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t
     module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details);
 void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,
     module_buffer ns, module_buffer key, module_buffer value);
+// Sets every entry's key to its string value under namespace ns, in one merge into the
+// stream's metadata. An entry's pointers are integers, as module_buffer's are.
+typedef struct { uintptr_t key_ptr; size_t key_length; uintptr_t value_ptr; size_t value_length; } module_string_entry;
+void envoy_dynamic_module_callback_http_set_dynamic_metadata_string_batch(uintptr_t filter,
+    module_buffer ns, module_string_entry* entries, size_t entries_size);
 uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filter);
 void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
 void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler);

@@ -39,6 +39,7 @@ type filter struct {
 	headersRead bool
 	attempt     inlineAttempt
 	ctx         context.Context
+	metadata    metadataEntries // the decision's metadata, as handed to Envoy
 
 	mu        sync.Mutex
 	scheduler uintptr           // set while a decision runs off the worker thread
@@ -284,13 +285,15 @@ func (f *filter) setMetadata(d extauthz.Decision) {
 	if d.Allowed {
 		decision = "allow"
 	}
-	setMetadata(f.envoy, metadataNamespace, "decision", decision)
-	setMetadata(f.envoy, metadataNamespace, "reason", string(d.Reason))
-	for _, kv := range [][2]string{{"rule", d.Rule}, {"provider", d.Provider}, {"iss", d.Issuer}, {"sub", d.Subject}} {
+	kvs := [6][2]string{{"decision", decision}, {"reason", string(d.Reason)}}
+	n := 2
+	for _, kv := range [...][2]string{{"rule", d.Rule}, {"provider", d.Provider}, {"iss", d.Issuer}, {"sub", d.Subject}} {
 		if kv[1] != "" {
-			setMetadata(f.envoy, metadataNamespace, kv[0], kv[1])
+			kvs[n] = kv
+			n++
 		}
 	}
+	setMetadataBatch(f.envoy, metadataNamespace, &f.metadata, &kvs, n)
 }
 
 // requestView turns Envoy's request headers into the decision's request view. HTTP/1 and
