@@ -233,10 +233,11 @@ func (s *Server) Decide(ctx context.Context, front Front, req *Request) (out *Ou
 // Record logs and observes an outcome a face obtained from Policy.Decide itself, as Decide
 // would have. The in-process module decides on Envoy's worker thread with a context that
 // must not wait for a key fetch; when a fetch is needed it drops that attempt unrecorded
-// and decides again off the thread with Decide, so each request is recorded once.
-func (s *Server) Record(ctx context.Context, front Front, out *Outcome, elapsed time.Duration) {
+// and decides again off the thread with Decide, so each request is recorded once. The
+// decision started at start and ends now (one clock read, as in Decide).
+func (s *Server) Record(ctx context.Context, front Front, out *Outcome, start time.Time) {
 	out.Front = front
-	s.record(ctx, out.Decision, time.Now(), elapsed)
+	s.recordSince(ctx, out.Decision, start)
 }
 
 // recordSince records a decision that started at start and ends now; the one clock read

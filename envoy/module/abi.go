@@ -60,6 +60,13 @@ func setRequestHeader(filter uintptr, name, value string) {
 	runtime.KeepAlive(value)
 }
 
+// addRequestHeader adds a value of name, beside any the request carries.
+func addRequestHeader(filter uintptr, name, value string) {
+	C.envoy_dynamic_module_callback_http_add_header(C.uintptr_t(filter), C.header_type_request, moduleBuffer(name), moduleBuffer(value))
+	runtime.KeepAlive(name)
+	runtime.KeepAlive(value)
+}
+
 // removeRequestHeader removes every value of name (a null value buffer).
 func removeRequestHeader(filter uintptr, name string) {
 	C.envoy_dynamic_module_callback_http_set_header(C.uintptr_t(filter), C.header_type_request, moduleBuffer(name), C.module_buffer{})

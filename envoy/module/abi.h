@@ -21,6 +21,8 @@ size_t envoy_dynamic_module_callback_http_get_headers_size(uintptr_t filter, int
 bool envoy_dynamic_module_callback_http_get_headers(uintptr_t filter, int header_type, envoy_http_header* result);
 // A null value removes the header; otherwise every value is replaced by value.
 bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value);
+// Adds a value; false when the value buffer is null.
+bool envoy_dynamic_module_callback_http_add_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value);
 void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t status,
     module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details);
 void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,

@@ -115,7 +115,7 @@ func (f *filter) onRequestHeaders() int {
 	start := time.Now()
 	out := f.m.srv.Policy().Decide(f.ctx, req, start)
 	if !f.attempt.wait {
-		f.m.srv.Record(f.ctx, extauthz.FrontModule, out, time.Since(start))
+		f.m.srv.Record(f.ctx, extauthz.FrontModule, out, start)
 		status := f.answer(out)
 		out.Release()
 		return status
@@ -263,7 +263,19 @@ func (f *filter) answer(out *extauthz.Outcome) int {
 			removeRequestHeader(envoy, name)
 		}
 	})
-	out.EachUpstream(func(h extauthz.Header) { setRequestHeader(envoy, h.Name, h.Value) })
+	var added [4]extauthz.Header
+	n := 0
+	out.EachUpstream(func(h extauthz.Header) {
+		// A header neither the request nor this answer carries yet is added: Envoy's set
+		// would first look for every value of it to remove. Any other is set (replaced).
+		if f.headersRead && n < len(added) && !carries(f.req.Headers, h.Name) && !carries(added[:n], h.Name) {
+			addRequestHeader(envoy, h.Name, h.Value)
+			added[n] = h
+			n++
+		} else {
+			setRequestHeader(envoy, h.Name, h.Value)
+		}
+	})
 	return statusContinue
 }
 

@@ -44,6 +44,9 @@ bool envoy_dynamic_module_callback_http_set_header(uintptr_t filter, int header_
 	}
 	return true;
 }
+bool envoy_dynamic_module_callback_http_add_header(uintptr_t filter, int header_type, module_buffer key, module_buffer value) {
+	return true;
+}
 void envoy_dynamic_module_callback_http_send_response(uintptr_t filter, uint32_t status,
     module_http_header* headers, size_t headers_size, module_buffer body, module_buffer details) {}
 void envoy_dynamic_module_callback_http_set_dynamic_metadata_string(uintptr_t filter,
