@@ -455,9 +455,9 @@ for l in json.load(sys.stdin)["listener_statuses"]:
         print(l["local_address"]["socket_address"]["port_value"])' "$2"
 }
 
-# module_envoy_config: a second Envoy, with one listener whose only filter is the in-process
-# module (envoy/module) on the cached jwt-authz config: the same token, rules and cache as the
-# ext_authz listener's server. A process of its own, so the Go runtime it carries is not in
+# module_envoy_config: a second Envoy, with two listeners whose only filter is the in-process
+# module (envoy/module): on the cached jwt-authz config (the same token, rules and cache as the
+# ext_authz listener's server), and on the same with the default log (every allow logged). A process of its own, so the Go runtime it carries is not in
 # the other listeners' Envoy.
 module_envoy_config() {
 	cat <<EOF
@@ -466,20 +466,28 @@ admin:
   address: {socket_address: {address: 127.0.0.1, port_value: 0}}
 static_resources:
   listeners:
-$(listener module "          - name: jwt_authz
+$(listener module "$(module_filter "$W/authz-cache.yaml")")
+$(listener module_default "$(module_filter "$W/authz-default.yaml")")
+EOF
+}
+
+# module_filter CONFIG: the module's HTTP filter on the jwt-authz config file CONFIG.
+module_filter() {
+	cat <<EOF
+          - name: jwt_authz
             typed_config:
-              \"@type\": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
+              "@type": type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter
               dynamic_module_config: {name: jwt_authz}
               filter_name: jwt_authz
               filter_config:
-                \"@type\": type.googleapis.com/google.protobuf.StringValue
-                value: $W/authz-cache.yaml")
+                "@type": type.googleapis.com/google.protobuf.StringValue
+                value: $1
 EOF
 }
 
 phase_envoy() {
 	log "3/5 Envoy: none, jwt_authn, ext_authz -> jwt-authz"
-	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu extr module_pid modl token l code round rate
+	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu extr module_pid modl modd token l code round rate
 	start_authz "$W/authz-cache.yaml"
 	authz_pid=$AUTHZ_PID authz=$AUTHZ_GRPC
 	start_floor noop
@@ -521,14 +529,15 @@ phase_envoy() {
 	wait_for "the module Envoy to be live" 30 sh -c "curl -fsS http://$(cat "$W/envoy-module-admin.txt")/ready | grep -q LIVE" ||
 		{ cat "$W/envoy-module.log" >&2; return 1; }
 	modl=127.0.0.1:$(listener_port "$(cat "$W/envoy-module-admin.txt")" module)
+	modd=127.0.0.1:$(listener_port "$(cat "$W/envoy-module-admin.txt")" module_default)
 
 	# The filters must really be in the way: no token -> 401, a token -> 200.
 	token=$(head -1 "$W/rs256.tokens")
-	for l in "$jwtn" "$extz" "$extu" "$extr" "$modl"; do
+	for l in "$jwtn" "$extz" "$extu" "$extr" "$modl" "$modd"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' "http://$l/api/orders")
 		[[ $code == 401 ]] || { log "sanity: $l without a token answered $code, want 401"; return 1; }
 	done
-	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl"; do
+	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl" "$modd"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" "http://$l/api/orders")
 		[[ $code == 200 ]] || { log "sanity: $l with a token answered $code, want 200"; return 1; }
 	done
@@ -539,6 +548,7 @@ phase_envoy() {
 			http_load none "$round" "$none" "$envoy_pid" -rate "$rate"
 			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
 			http_load module "$round" "$modl" "$module_pid" -rate "$rate"
+			http_load module-default "$round" "$modd" "$module_pid" -rate "$rate"
 			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"
 			http_load ext_authz-uds "$round" "$extu" "$envoy_pid,$uds_pid" -rate "$rate"
 			http_load ext_authz-raw "$round" "$extr" "$envoy_pid,$authz_pid" -rate "$rate"

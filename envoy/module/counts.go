@@ -20,8 +20,11 @@ const flushInterval = 500 * time.Millisecond
 type decisionCounts struct {
 	config uintptr // Envoy's filter config, for the config-level callbacks
 	id     uint    // the labelled counter, defined on config
-	counts sync.Map
-	dirty  atomic.Bool // a count was added since the last flush began
+	// known counts each reason of extauthz.Reasons (index in it) as deny [0] and allow [1],
+	// read-only after construction; other reasons go to more.
+	known map[extauthz.Reason]*[2]atomic.Uint64
+	more  sync.Map    // countKey → *atomic.Uint64
+	dirty atomic.Bool // a count was added since the last flush began
 
 	mu        sync.Mutex
 	scheduler uintptr // Envoy's config scheduler, made on the first tick that needs one
@@ -36,20 +39,34 @@ type countKey struct {
 }
 
 func newDecisionCounts(config uintptr, id uint) *decisionCounts {
-	c := &decisionCounts{config: config, id: id, stop: make(chan struct{}), stopped: make(chan struct{})}
+	c := &decisionCounts{config: config, id: id, known: map[extauthz.Reason]*[2]atomic.Uint64{},
+		stop: make(chan struct{}), stopped: make(chan struct{})}
+	for _, r := range extauthz.Reasons {
+		c.known[r] = new([2]atomic.Uint64)
+	}
 	go c.tick()
 	return c
 }
 
 // add counts one decision; any thread.
 func (c *decisionCounts) add(allowed bool, reason extauthz.Reason) {
-	k := countKey{allowed, reason}
-	v, ok := c.counts.Load(k)
-	if !ok {
-		v, _ = c.counts.LoadOrStore(k, new(atomic.Uint64))
+	if n, ok := c.known[reason]; ok {
+		i := 0
+		if allowed {
+			i = 1
+		}
+		n[i].Add(1)
+	} else {
+		k := countKey{allowed, reason}
+		v, ok := c.more.Load(k)
+		if !ok {
+			v, _ = c.more.LoadOrStore(k, new(atomic.Uint64))
+		}
+		v.(*atomic.Uint64).Add(1)
 	}
-	v.(*atomic.Uint64).Add(1)
-	c.dirty.Store(true)
+	if !c.dirty.Load() { // a store on every request would contend between workers
+		c.dirty.Store(true)
+	}
 }
 
 // tick asks Envoy, every flushInterval in which something was counted, to run flush on its
@@ -87,17 +104,24 @@ func (c *decisionCounts) tick() {
 func (c *decisionCounts) flush() {
 	c.dirty.Store(false) // before the swaps: a count added after its swap marks the next flush
 	var labels labelValues
-	c.counts.Range(func(k, v any) bool {
-		n := v.(*atomic.Uint64).Swap(0)
+	hand := func(allowed bool, reason extauthz.Reason, n uint64) {
 		if n == 0 {
-			return true
+			return
 		}
-		key := k.(countKey)
 		decision := "deny"
-		if key.allowed {
+		if allowed {
 			decision = "allow"
 		}
-		configIncrementCounter2(c.config, c.id, &labels, decision, string(key.reason), n)
+		configIncrementCounter2(c.config, c.id, &labels, decision, string(reason), n)
+	}
+	for _, r := range extauthz.Reasons {
+		n := c.known[r]
+		hand(false, r, n[0].Swap(0))
+		hand(true, r, n[1].Swap(0))
+	}
+	c.more.Range(func(k, v any) bool {
+		key := k.(countKey)
+		hand(key.allowed, key.reason, v.(*atomic.Uint64).Swap(0))
 		return true
 	})
 }

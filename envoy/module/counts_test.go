@@ -58,13 +58,15 @@ func TestDecisionCounts(t *testing.T) {
 		t.Errorf("%d flushes asked for with nothing counted", n)
 	}
 	c.add(false, extauthz.ReasonMissingToken)
+	c.add(true, "not_a_known_reason") // counted too, under its own label
 	c.close()
 
 	got := takeCounted()
 	want := map[string]uint64{
-		"allow/allowed":           workers/2*each + 1,
-		"deny/missing_token":      workers/2*each/2 + 1,
-		"deny/insufficient_scope": workers / 2 * each / 2,
+		"allow/allowed":            workers/2*each + 1,
+		"deny/missing_token":       workers/2*each/2 + 1,
+		"deny/insufficient_scope":  workers / 2 * each / 2,
+		"allow/not_a_known_reason": 1,
 	}
 	for k, n := range want {
 		if got[k] != n {

@@ -14,7 +14,7 @@ import (
 // report calls them.
 var (
 	grpcRuns  = []string{"floor-noop", "authz-cached", "authz-default", "floor-rs256", "authz-nocache", "authz-distinct"}
-	envoyRuns = []string{"none", "jwt_authn", "module", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "module-distinct", "ext_authz-distinct", "ext_authz-split"}
+	envoyRuns = []string{"none", "jwt_authn", "module", "module-default", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "module-distinct", "ext_authz-distinct", "ext_authz-split"}
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
@@ -26,6 +26,7 @@ var (
 		"none":               "Envoy, no authorization",
 		"jwt_authn":          "Envoy + jwt_authn, one token",
 		"module":             "Envoy + jwt-authz in process (envoy/module), one token",
+		"module-default":     "Envoy + jwt-authz in process (envoy/module), one token, default log: every allow logged",
 		"module-distinct":    "Envoy + jwt-authz in process (envoy/module), distinct tokens (all misses)",
 		"ext_authz":          "Envoy + ext_authz → jwt-authz, one token",
 		"ext_authz-uds":      "Envoy + ext_authz → jwt-authz over a unix socket, one token",
@@ -230,6 +231,7 @@ func (r *report) targets() []target {
 	ratio("Envoy + jwt-authz over a unix socket vs Envoy + jwt_authn, one token (saturation)", envoyRatio, "envoy", "ext_authz-uds", "jwt_authn")
 	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, distinct tokens (saturation)", envoyRatio, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
 	ratio("Envoy + jwt-authz in process vs Envoy + jwt_authn, one token (saturation)", moduleRatio, "envoy", "module", "jwt_authn")
+	ratio("the same with the default log (every allow logged)", moduleRatio, "envoy", "module-default", "jwt_authn")
 
 	// The ceiling of any ext_authz server: Envoy's own CPU per request when it calls one
 	// (the no-op floor) against what Envoy + jwt_authn spends in all. It is the throughput
