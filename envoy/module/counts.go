@@ -20,7 +20,7 @@ const flushInterval = 500 * time.Millisecond
 type decisionCounts struct {
 	config uintptr // Envoy's filter config, for the config-level callbacks
 	id     uint    // the labelled counter, defined on config
-	// known counts each reason of extauthz.Reasons (index in it) as deny [0] and allow [1],
+	// known counts each reason of extauthz.Reasons as deny [0] and allow [1],
 	// read-only after construction; other reasons go to more.
 	known map[extauthz.Reason]*[2]atomic.Uint64
 	more  sync.Map    // countKey → *atomic.Uint64
