@@ -56,6 +56,9 @@ func TestCertificateBoundTokens(t *testing.T) {
 		},
 		{name: "x-forwarded-client-cert", editAuthz: xfccBinding, editHCM: sanitizeSet},
 		{name: "x-forwarded-client-cert, in process", editAuthz: xfccBinding, editHCM: sanitizeSet, module: true},
+		// The module reads the peer certificate's digest from Envoy's connection itself
+		// (connection.sha256_peer_certificate_digest); nothing to configure.
+		{name: "peer certificate, in process", editHCM: func(_, _ map[string]any) {}, module: true},
 	} {
 		t.Run(variant.name, func(t *testing.T) {
 			start := startStack

@@ -112,6 +112,9 @@ func (pr *provider) checkCertificate(r *request, cnf *confirmation) error {
 func (pr *provider) clientCertificateHash(r *request) ([sha256.Size]byte, error) {
 	b := pr.certBinding
 	if b == nil || b.header == "" {
+		if r.sourceCertificate == "" && r.peerDigest != nil {
+			return hexCertificateHash(r.peerDigest())
+		}
 		if r.sourceCertificate == "" {
 			return [sha256.Size]byte{}, fmt.Errorf("%w: no peer certificate in the check request", errCertificateMissing)
 		}
@@ -127,6 +130,19 @@ func (pr *provider) clientCertificateHash(r *request) ([sha256.Size]byte, error)
 		return xfccCertificateHash(v)
 	}
 	return pemCertificateHash(v)
+}
+
+// hexCertificateHash reads a certificate's SHA-256 given in hex (Envoy's
+// connection.sha256_peer_certificate_digest; "" when the connection showed none).
+func hexCertificateHash(digest string) ([sha256.Size]byte, error) {
+	if digest == "" {
+		return [sha256.Size]byte{}, fmt.Errorf("%w: no client certificate on the connection", errCertificateMissing)
+	}
+	b, err := hex.DecodeString(digest)
+	if err != nil || len(b) != sha256.Size {
+		return [sha256.Size]byte{}, fmt.Errorf("%w: the connection's certificate digest is not a hex SHA-256", errCertificateMissing)
+	}
+	return [sha256.Size]byte(b), nil
 }
 
 // pemCertificateHash hashes the DER of a URL-encoded PEM certificate (Envoy's

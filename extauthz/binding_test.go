@@ -1,6 +1,7 @@
 package extauthz
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -213,4 +214,60 @@ func FuzzXFCC(f *testing.F) {
 			t.Fatalf("xfccCertificateHash(%q) found a hash in a value without Hash or Cert", v)
 		}
 	})
+}
+
+// TestPeerCertificateDigest: a face that reads the TLS client certificate itself (the
+// in-process module: Envoy's connection.sha256_peer_certificate_digest) hands its hex
+// SHA-256 to Decide, which binds tokens to it as to the CheckRequest's peer certificate,
+// and asks for it only for a bound token.
+func TestPeerCertificateDigest(t *testing.T) {
+	p := newPolicy(t, bindingConfig, map[string]KeySource{
+		"plain": newFakeKeys("ec256"), "required": newFakeKeys("ec256"), "xfcc": newFakeKeys("ec256"), "pem": newFakeKeys("ec256"),
+	})
+	client, other := newTestCertificate(t, "client"), newTestCertificate(t, "other")
+	token := func(iss, x5t string) string {
+		return sig.mint(t, "ES256", "ec256", func(_, c map[string]any) {
+			c["iss"] = iss
+			if x5t != "" {
+				c["cnf"] = map[string]any{"x5t#S256": x5t}
+			}
+		})
+	}
+	upper := strings.ToUpper(hex.EncodeToString(client.sum[:]))
+	for _, tc := range []struct {
+		name   string
+		token  string
+		digest string // what the connection shows
+		extra  []Header
+		want   Reason
+		asked  bool // whether Decide must ask for the digest
+	}{
+		{"bound token, its certificate", token("https://issuer.example", client.x5t), hex.EncodeToString(client.sum[:]), nil, ReasonAllowed, true},
+		{"bound token, its certificate in upper-case hex", token("https://issuer.example", client.x5t), upper, nil, ReasonAllowed, true},
+		{"bound token, another certificate", token("https://issuer.example", client.x5t), hex.EncodeToString(other.sum[:]), nil, ReasonCertificateMismatch, true},
+		{"bound token, no certificate", token("https://issuer.example", client.x5t), "", nil, ReasonCertificateMissing, true},
+		{"bound token, a digest that is not hex SHA-256", token("https://issuer.example", client.x5t), "abc", nil, ReasonCertificateMissing, true},
+		{"bound token, no certificate, a forged header", token("https://issuer.example", client.x5t), "",
+			[]Header{{"X-Forwarded-Client-Cert", "Hash=" + hex.EncodeToString(client.sum[:])}}, ReasonCertificateMissing, true},
+		{"unbound token", token("https://issuer.example", ""), hex.EncodeToString(client.sum[:]), nil, ReasonAllowed, false},
+		{"required: unbound token", token("https://required.example", ""), hex.EncodeToString(client.sum[:]), nil, ReasonNotBound, false},
+		{"xfcc binding: the connection's certificate is not the header", token("https://xfcc.example", client.x5t), hex.EncodeToString(client.sum[:]), nil, ReasonCertificateMissing, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for range 2 { // the second from the token cache
+				asked := false
+				req := &Request{Method: "GET", Host: "api.example", Path: "/things",
+					Headers:               append([]Header{{"Authorization", "Bearer " + tc.token}}, tc.extra...),
+					PeerCertificateDigest: func() string { asked = true; return tc.digest }}
+				out := p.Decide(context.Background(), req, testNow)
+				if out.Reason != tc.want {
+					t.Fatalf("Decide = %s (cached %v), want %s", out.Reason, out.Cached, tc.want)
+				}
+				if asked != tc.asked {
+					t.Errorf("digest asked for: %v, want %v", asked, tc.asked)
+				}
+				out.Release()
+			}
+		})
+	}
 }

@@ -47,12 +47,18 @@ type Request struct {
 	// Headers as sent: names in any case, a repeated header as separate entries (so two
 	// credentials are seen as two, never joined into one).
 	Headers []Header
+	// PeerCertificateDigest, when set, answers the hex SHA-256 of the DER of the client
+	// certificate the TLS connection presented, or "" without one: the peer certificate
+	// for RFC 8705 binding (certificate_binding without a header). Decide calls it only
+	// for a certificate-bound token, on the caller's goroutine, before it returns.
+	PeerCertificateDigest func() string
 }
 
 // view is r as the decision reads it: the header_map form of a CheckRequest, which keeps
 // repeated headers apart and matches names without regard to case.
 func (r *Request) view(v *request) *request {
-	*v = request{http: true, raw: true, wireMethod: r.Method, wireHost: r.Host, wirePath: r.Path, scheme: r.Scheme}
+	*v = request{http: true, raw: true, wireMethod: r.Method, wireHost: r.Host, wirePath: r.Path, scheme: r.Scheme,
+		peerDigest: r.PeerCertificateDigest}
 	v.rawHeaders = v.grow(nil) // the request's own buffer holds a typical request's headers
 	for _, h := range r.Headers {
 		v.rawHeaders = append(v.rawHeaders, field{h.Name, h.Value})

@@ -41,6 +41,9 @@ type request struct {
 	// sourceCertificate is the client's certificate, URL-encoded PEM, when Envoy sends it
 	// (include_peer_certificate: true); RFC 8705 binding reads it.
 	sourceCertificate string
+	// peerDigest answers the hex SHA-256 of the TLS client certificate's DER, when a face
+	// reads it from the connection itself (Request.PeerCertificateDigest); nil otherwise.
+	peerDigest func() string
 
 	// What HttpRequest carried, before finish applies the fallbacks.
 	wireMethod, wireHost, wirePath, wireQuery string

@@ -191,6 +191,17 @@ func deleteConfigScheduler(scheduler uintptr) {
 // labelValues holds a counter's two label values as Envoy reads them.
 type labelValues = [2]C.module_buffer
 
+// peerCertificateDigest answers the hex SHA-256 of the client certificate on the stream's
+// TLS connection, or "" without one; on the stream's worker thread, inside a hook.
+func peerCertificateDigest(filter uintptr) string {
+	var b C.envoy_buffer
+	if !C.envoy_dynamic_module_callback_http_filter_get_attribute_string(C.uintptr_t(filter),
+		C.attribute_connection_sha256_peer_certificate_digest, &b) {
+		return ""
+	}
+	return envoyBufferString(b)
+}
+
 // envoyWorkers is Envoy's number of worker threads; call it on the main thread only (the
 // config hook).
 func envoyWorkers() int {

@@ -36,6 +36,11 @@ uintptr_t envoy_dynamic_module_callback_http_filter_scheduler_new(uintptr_t filt
 void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t scheduler, uint64_t event_id);
 void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler);
 void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter);
+// A string attribute of the stream (envoy_dynamic_module_type_attribute_id), pointing into
+// Envoy's memory until the hook returns; false when the stream has none.
+bool envoy_dynamic_module_callback_http_filter_get_attribute_string(uintptr_t filter, int attribute_id, envoy_buffer* result);
+// connection.sha256_peer_certificate_digest: the hex SHA-256 of the TLS client certificate.
+enum { attribute_connection_sha256_peer_certificate_digest = 38 };
 // The server's --concurrency: its number of worker threads. Main thread only.
 uint32_t envoy_dynamic_module_callback_get_concurrency(void);
 // Returns envoy_dynamic_module_type_metrics_result: 0 is Success. Counters are defined on

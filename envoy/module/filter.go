@@ -40,6 +40,9 @@ type filter struct {
 	attempt     inlineAttempt
 	ctx         context.Context
 	metadata    metadataEntries // the decision's metadata, as handed to Envoy
+	// peerDigest reads the TLS client certificate's digest from Envoy, for a bound token
+	// (extauthz.Request.PeerCertificateDigest); made once per filter, not per request.
+	peerDigest func() string
 
 	mu        sync.Mutex
 	scheduler uintptr           // set while a decision runs off the worker thread
@@ -108,6 +111,7 @@ func (f *filter) onRequestHeaders() int {
 	f.headers = requestHeaders(f.headers, f.envoy)
 	f.headersRead = len(f.headers) > 0
 	requestView(req, f.headers)
+	req.PeerCertificateDigest = f.peerDigest
 	if testPanic != nil {
 		testPanic(req)
 	}
@@ -121,6 +125,10 @@ func (f *filter) onRequestHeaders() int {
 		return status
 	}
 	out.Release()
+	// The goroutine must not call into Envoy: it gets the connection's certificate digest
+	// read here, on the worker thread.
+	digest := peerCertificateDigest(f.envoy)
+	req.PeerCertificateDigest = func() string { return digest }
 	f.mu.Lock()
 	f.offThread = true
 	f.handle = cgo.NewHandle(f)
@@ -217,6 +225,7 @@ func takeFilter(m *module, envoy uintptr) *filter {
 	if f == nil {
 		f = &filter{}
 		f.ctx = context.WithValue(context.Background(), inlineKey{}, &f.attempt)
+		f.peerDigest = func() string { return peerCertificateDigest(f.envoy) }
 	}
 	f.m, f.envoy = m, envoy
 	return f

@@ -58,6 +58,9 @@ void envoy_dynamic_module_callback_http_filter_scheduler_commit(uintptr_t schedu
 void envoy_dynamic_module_callback_http_filter_scheduler_delete(uintptr_t scheduler) {}
 void envoy_dynamic_module_callback_http_filter_continue_decoding(uintptr_t filter) {}
 uint32_t envoy_dynamic_module_callback_get_concurrency(void) { return 1; }
+bool envoy_dynamic_module_callback_http_filter_get_attribute_string(uintptr_t filter, int attribute_id, envoy_buffer* result) {
+	return false;
+}
 int envoy_dynamic_module_callback_http_filter_config_define_counter(uintptr_t config, module_buffer name,
     module_buffer* label_names, size_t label_names_size, size_t* id) { *id = 0; return 0; }
 int envoy_dynamic_module_callback_http_filter_increment_counter(uintptr_t filter, size_t id,
