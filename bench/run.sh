@@ -408,23 +408,9 @@ endpoint_address() {
 # on the load generator's core (latency only: see phase_envoy); and one whose ext_authz calls
 # a jwt-authz over a unix socket, on Envoy's core like the first.
 envoy_config() {
-	local jwt_authn
-	jwt_authn=$(cat <<EOF
-          - name: envoy.filters.http.jwt_authn
-            typed_config:
-              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
-              providers:
-                bench:
-                  issuer: https://issuer.bench.example
-                  audiences: [bench-api]
-                  local_jwks: {inline_string: '$(cat "$W/jwks.json")'}
-                  claim_to_headers: [{header_name: x-jwt-sub, claim_name: sub}]
-                  jwt_cache_config: {jwt_cache_size: $CACHE_ENTRIES}
-              rules:
-              - match: {prefix: /}
-                requires: {provider_name: bench}
-EOF
-	)
+	local jwt_authn jwt_authn_meta
+	jwt_authn=$(jwt_authn_filter)
+	jwt_authn_meta=$(jwt_authn_filter "payload_in_metadata: jwt_payload")
 	cat <<EOF
 # Envoy under benchmark (bench/run.sh): listeners that differ only in their filters.
 admin:
@@ -433,6 +419,7 @@ static_resources:
   listeners:
 $(listener none "")
 $(listener jwt_authn "$jwt_authn")
+$(listener jwt_authn_metadata "$jwt_authn_meta")
 $(listener ext_authz "$(ext_authz_filter jwt_authz)")
 $(listener ext_authz_floor "$(ext_authz_filter floor)")
 $(listener ext_authz_split "$(ext_authz_filter jwt_authz_split)")
@@ -443,6 +430,29 @@ $(grpc_cluster jwt_authz "$1")
 $(grpc_cluster floor "$2")
 $(grpc_cluster jwt_authz_split "$3")
 $(grpc_cluster jwt_authz_uds "$4")
+EOF
+}
+
+# jwt_authn_filter [PROVIDER_OPTION]: Envoy's jwt_authn on the bench JWKS, inline, setting
+# x-jwt-sub and removing the token as the jwt-authz config does; PROVIDER_OPTION is one more
+# line of the provider (payload_in_metadata, for a like-for-like row: the module writes
+# dynamic metadata on every request).
+jwt_authn_filter() {
+	cat <<EOF
+          - name: envoy.filters.http.jwt_authn
+            typed_config:
+              "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+              providers:
+                bench:
+                  issuer: https://issuer.bench.example
+                  audiences: [bench-api]
+                  local_jwks: {inline_string: '$(cat "$W/jwks.json")'}
+                  claim_to_headers: [{header_name: x-jwt-sub, claim_name: sub}]
+                  jwt_cache_config: {jwt_cache_size: $CACHE_ENTRIES}
+${1:+                  $1}
+              rules:
+              - match: {prefix: /}
+                requires: {provider_name: bench}
 EOF
 }
 
@@ -487,7 +497,7 @@ EOF
 
 phase_envoy() {
 	log "3/5 Envoy: none, jwt_authn, ext_authz -> jwt-authz"
-	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn extz extf exts extu extr module_pid modl modd token l code round rate
+	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn jwtm extz extf exts extu extr module_pid modl modd token l code round rate
 	start_authz "$W/authz-cache.yaml"
 	authz_pid=$AUTHZ_PID authz=$AUTHZ_GRPC
 	start_floor noop
@@ -515,6 +525,7 @@ phase_envoy() {
 	done
 	none=127.0.0.1:$(listener_port "$admin" none)
 	jwtn=127.0.0.1:$(listener_port "$admin" jwt_authn)
+	jwtm=127.0.0.1:$(listener_port "$admin" jwt_authn_metadata)
 	extz=127.0.0.1:$(listener_port "$admin" ext_authz)
 	extf=127.0.0.1:$(listener_port "$admin" ext_authz_floor)
 	exts=127.0.0.1:$(listener_port "$admin" ext_authz_split)
@@ -533,11 +544,11 @@ phase_envoy() {
 
 	# The filters must really be in the way: no token -> 401, a token -> 200.
 	token=$(head -1 "$W/rs256.tokens")
-	for l in "$jwtn" "$extz" "$extu" "$extr" "$modl" "$modd"; do
+	for l in "$jwtn" "$jwtm" "$extz" "$extu" "$extr" "$modl" "$modd"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' "http://$l/api/orders")
 		[[ $code == 401 ]] || { log "sanity: $l without a token answered $code, want 401"; return 1; }
 	done
-	for l in "$none" "$jwtn" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl" "$modd"; do
+	for l in "$none" "$jwtn" "$jwtm" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl" "$modd"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" "http://$l/api/orders")
 		[[ $code == 200 ]] || { log "sanity: $l with a token answered $code, want 200"; return 1; }
 	done
@@ -547,6 +558,7 @@ phase_envoy() {
 			log "  round $round/$ROUNDS, $([[ $rate == 0 ]] && echo saturation || echo "$rate rps")"
 			http_load none "$round" "$none" "$envoy_pid" -rate "$rate"
 			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
+			http_load jwt_authn-metadata "$round" "$jwtm" "$envoy_pid" -rate "$rate"
 			http_load module "$round" "$modl" "$module_pid" -rate "$rate"
 			http_load module-default "$round" "$modd" "$module_pid" -rate "$rate"
 			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"

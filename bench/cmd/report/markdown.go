@@ -375,6 +375,7 @@ func (r *report) envoySection(m *md) {
 	r.loadTable(m, "envoy", envoyRuns, "closed")
 	r.ratioLine(m, "envoy", "module", "jwt_authn")
 	r.ratioLine(m, "envoy", "module-default", "jwt_authn")
+	r.ratioLine(m, "envoy", "module", "jwt_authn-metadata")
 	r.ratioLine(m, "envoy", "module-distinct", "jwt_authn-distinct")
 	r.ratioLine(m, "envoy", "module", "ext_authz")
 	r.ratioLine(m, "envoy", "ext_authz", "jwt_authn")

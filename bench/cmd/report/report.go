@@ -14,7 +14,7 @@ import (
 // report calls them.
 var (
 	grpcRuns  = []string{"floor-noop", "authz-cached", "authz-default", "floor-rs256", "authz-nocache", "authz-distinct"}
-	envoyRuns = []string{"none", "jwt_authn", "module", "module-default", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "module-distinct", "ext_authz-distinct", "ext_authz-split"}
+	envoyRuns = []string{"none", "jwt_authn", "jwt_authn-metadata", "module", "module-default", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "module-distinct", "ext_authz-distinct", "ext_authz-split"}
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
@@ -25,6 +25,7 @@ var (
 		"authz-distinct":     "jwt-authz, RS256, distinct tokens, cache on (all misses)",
 		"none":               "Envoy, no authorization",
 		"jwt_authn":          "Envoy + jwt_authn, one token",
+		"jwt_authn-metadata": "Envoy + jwt_authn with payload_in_metadata (metadata on every request, like the module), one token",
 		"module":             "Envoy + jwt-authz in process (envoy/module), one token",
 		"module-default":     "Envoy + jwt-authz in process (envoy/module), one token, default log: every allow logged",
 		"module-distinct":    "Envoy + jwt-authz in process (envoy/module), distinct tokens (all misses)",
