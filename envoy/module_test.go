@@ -187,7 +187,7 @@ func TestModuleEndToEnd(t *testing.T) {
 		}
 	}
 	// The same counter, tagged, in Prometheus' format: one metric, decision and reason labels.
-	prom := envoyPrometheus(t, s)
+	prom := envoyAdmin(t, s, "/stats/prometheus")
 	if !regexp.MustCompile(`(?m)^envoy_dynamicmodulescustom_decisions\{decision="allow",reason="allowed"\} [1-9]`).MatchString(prom) {
 		t.Errorf("/stats/prometheus has no decisions counter tagged decision and reason:\n%s", grepLines(prom, "dynamicmodulescustom"))
 	}

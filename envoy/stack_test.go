@@ -81,16 +81,22 @@ func metric(t *testing.T, page, name string, labels ...string) float64 {
 // filter.
 func envoyStats(t *testing.T, s *stack, filter string) string {
 	t.Helper()
-	resp, err := http.Get(s.admin + "/stats?filter=" + url.QueryEscape(filter))
+	return strings.TrimSpace(envoyAdmin(t, s, "/stats?filter="+url.QueryEscape(filter)))
+}
+
+// envoyAdmin returns the body of GET path on Envoy's admin API; a failure fails the test.
+func envoyAdmin(t *testing.T, s *stack, path string) string {
+	t.Helper()
+	resp, err := http.Get(s.admin + path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s/stats: %s %v", s.admin, resp.Status, err)
+		t.Fatalf("GET %s%s: %s %v", s.admin, path, resp.Status, err)
 	}
-	return strings.TrimSpace(string(b))
+	return string(b)
 }
 
 // envoyCounter returns the value of one Envoy counter; 0 when Envoy has none by that name.
@@ -116,21 +122,6 @@ func awaitEnvoyCounter(t *testing.T, s *stack, name string, atLeast int) int {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// envoyPrometheus returns Envoy's /stats/prometheus.
-func envoyPrometheus(t *testing.T, s *stack) string {
-	t.Helper()
-	resp, err := http.Get(s.admin + "/stats/prometheus")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s/stats/prometheus: %s %v", s.admin, resp.Status, err)
-	}
-	return string(b)
 }
 
 // grepLines returns the lines of text that contain sub.

@@ -79,13 +79,13 @@ func newTestCertificate(t testing.TB, cn string) testCertificate {
 	return testCertificate{escaped: escaped, x5t: base64.RawURLEncoding.EncodeToString(sum[:]), sum: sum}
 }
 
-// TestCertificateBinding: RFC 8705 §3 through Check, with the certificate from the peer
-// and from the trusted headers.
-func TestCertificateBinding(t *testing.T) {
+// bindingPolicy is bindingConfig's policy, two client certificates, and a minter of ES256
+// tokens from an issuer, bound to a certificate when x5t is not empty.
+func bindingPolicy(t *testing.T) (*Policy, testCertificate, testCertificate, func(iss, x5t string) string) {
+	t.Helper()
 	p := newPolicy(t, bindingConfig, map[string]KeySource{
 		"plain": newFakeKeys("ec256"), "required": newFakeKeys("ec256"), "xfcc": newFakeKeys("ec256"), "pem": newFakeKeys("ec256"),
 	})
-	client, other := newTestCertificate(t, "client"), newTestCertificate(t, "other")
 	token := func(iss, x5t string) string {
 		return sig.mint(t, "ES256", "ec256", func(_, c map[string]any) {
 			c["iss"] = iss
@@ -94,6 +94,13 @@ func TestCertificateBinding(t *testing.T) {
 			}
 		})
 	}
+	return p, newTestCertificate(t, "client"), newTestCertificate(t, "other"), token
+}
+
+// TestCertificateBinding: RFC 8705 §3 through Check, with the certificate from the peer
+// and from the trusted headers.
+func TestCertificateBinding(t *testing.T) {
+	p, client, other, token := bindingPolicy(t)
 	xfcc := func(s string) []string { return hdrs("x-forwarded-client-cert", s) }
 	by := `By=spiffe://cluster.local/ns/default/sa/envoy;`
 	for _, tc := range []struct {
@@ -221,18 +228,7 @@ func FuzzXFCC(f *testing.F) {
 // SHA-256 to Decide, which binds tokens to it as to the CheckRequest's peer certificate,
 // and asks for it only for a bound token.
 func TestPeerCertificateDigest(t *testing.T) {
-	p := newPolicy(t, bindingConfig, map[string]KeySource{
-		"plain": newFakeKeys("ec256"), "required": newFakeKeys("ec256"), "xfcc": newFakeKeys("ec256"), "pem": newFakeKeys("ec256"),
-	})
-	client, other := newTestCertificate(t, "client"), newTestCertificate(t, "other")
-	token := func(iss, x5t string) string {
-		return sig.mint(t, "ES256", "ec256", func(_, c map[string]any) {
-			c["iss"] = iss
-			if x5t != "" {
-				c["cnf"] = map[string]any{"x5t#S256": x5t}
-			}
-		})
-	}
+	p, client, other, token := bindingPolicy(t)
 	upper := strings.ToUpper(hex.EncodeToString(client.sum[:]))
 	for _, tc := range []struct {
 		name   string
