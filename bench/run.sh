@@ -209,6 +209,9 @@ authz_config "$W/authz-cache.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}
 authz_config "$W/authz-nocache.yaml" "{enabled: false}"
 # The cached config with the decision log as it is by default: every allow logged.
 authz_config "$W/authz-default.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}" 127.0.0.1:0 "{level: info}"
+# The cached config without dynamic metadata: the module doing what the bench's jwt_authn does.
+authz_config "$W/authz-no-metadata.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}"
+echo "dynamic_metadata: {enabled: false}" >>"$W/authz-no-metadata.yaml"
 authz_config "$W/authz-mem.yaml" "{enabled: true, max_entries: $MEM_CACHE_ENTRIES}"
 # The cached config again, its gRPC listener a unix socket (Envoy's side: a pipe address).
 authz_config "$W/authz-uds.yaml" "{enabled: true, max_entries: $CACHE_ENTRIES}" "unix://$W/authz.sock"
@@ -467,8 +470,9 @@ for l in json.load(sys.stdin)["listener_statuses"]:
 
 # module_envoy_config: a second Envoy, with two listeners whose only filter is the in-process
 # module (envoy/module): on the cached jwt-authz config (the same token, rules and cache as the
-# ext_authz listener's server), and on the same with the default log (every allow logged). A process of its own, so the Go runtime it carries is not in
-# the other listeners' Envoy.
+# ext_authz listener's server), on the same without dynamic metadata (as the bench's jwt_authn
+# writes none), and on the same with the default log (every allow logged). A process of its
+# own, so the Go runtime it carries is not in the other listeners' Envoy.
 module_envoy_config() {
 	cat <<EOF
 # Envoy with the jwt-authz module under benchmark (bench/run.sh).
@@ -477,6 +481,7 @@ admin:
 static_resources:
   listeners:
 $(listener module "$(module_filter "$W/authz-cache.yaml")")
+$(listener module_no_metadata "$(module_filter "$W/authz-no-metadata.yaml")")
 $(listener module_default "$(module_filter "$W/authz-default.yaml")")
 EOF
 }
@@ -497,7 +502,7 @@ EOF
 
 phase_envoy() {
 	log "3/5 Envoy: none, jwt_authn, ext_authz -> jwt-authz"
-	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn jwtm extz extf exts extu extr module_pid modl modd token l code round rate
+	local authz_pid authz floor_pid split_pid split uds_pid uds envoy_pid admin none jwtn jwtm extz extf exts extu extr module_pid modl modn modd token l code round rate
 	start_authz "$W/authz-cache.yaml"
 	authz_pid=$AUTHZ_PID authz=$AUTHZ_GRPC
 	start_floor noop
@@ -540,15 +545,16 @@ phase_envoy() {
 	wait_for "the module Envoy to be live" 30 sh -c "curl -fsS http://$(cat "$W/envoy-module-admin.txt")/ready | grep -q LIVE" ||
 		{ cat "$W/envoy-module.log" >&2; return 1; }
 	modl=127.0.0.1:$(listener_port "$(cat "$W/envoy-module-admin.txt")" module)
+	modn=127.0.0.1:$(listener_port "$(cat "$W/envoy-module-admin.txt")" module_no_metadata)
 	modd=127.0.0.1:$(listener_port "$(cat "$W/envoy-module-admin.txt")" module_default)
 
 	# The filters must really be in the way: no token -> 401, a token -> 200.
 	token=$(head -1 "$W/rs256.tokens")
-	for l in "$jwtn" "$jwtm" "$extz" "$extu" "$extr" "$modl" "$modd"; do
+	for l in "$jwtn" "$jwtm" "$extz" "$extu" "$extr" "$modl" "$modn" "$modd"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' "http://$l/api/orders")
 		[[ $code == 401 ]] || { log "sanity: $l without a token answered $code, want 401"; return 1; }
 	done
-	for l in "$none" "$jwtn" "$jwtm" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl" "$modd"; do
+	for l in "$none" "$jwtn" "$jwtm" "$extz" "$extf" "$exts" "$extu" "$extr" "$modl" "$modn" "$modd"; do
 		code=$(curl -s -o /dev/null -w '%{http_code}' -H "authorization: Bearer $token" "http://$l/api/orders")
 		[[ $code == 200 ]] || { log "sanity: $l with a token answered $code, want 200"; return 1; }
 	done
@@ -560,6 +566,7 @@ phase_envoy() {
 			http_load jwt_authn "$round" "$jwtn" "$envoy_pid" -rate "$rate"
 			http_load jwt_authn-metadata "$round" "$jwtm" "$envoy_pid" -rate "$rate"
 			http_load module "$round" "$modl" "$module_pid" -rate "$rate"
+			http_load module-no-metadata "$round" "$modn" "$module_pid" -rate "$rate"
 			http_load module-default "$round" "$modd" "$module_pid" -rate "$rate"
 			http_load ext_authz "$round" "$extz" "$envoy_pid,$authz_pid" -rate "$rate"
 			http_load ext_authz-uds "$round" "$extu" "$envoy_pid,$uds_pid" -rate "$rate"

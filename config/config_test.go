@@ -38,6 +38,7 @@ func TestLoadExample(t *testing.T) {
 		GRPCMaxConcurrentStreams: 1024,
 		Log:                      Log{Level: "info", AllowSampleRate: &one},
 		Cache:                    Cache{Enabled: &yes, MaxEntries: 100_000, MaxBytes: 64 << 20},
+		DynamicMetadata:          DynamicMetadata{Enabled: &yes},
 		CEL:                      CEL{CostLimit: 1_000_000},
 		Tracing:                  Tracing{SamplingRatio: &one},
 		Providers: []Provider{{

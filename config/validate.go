@@ -75,6 +75,9 @@ func (c *Config) setDefaults() {
 	if c.Cache.Enabled == nil {
 		c.Cache.Enabled = ptr(true)
 	}
+	if c.DynamicMetadata.Enabled == nil {
+		c.DynamicMetadata.Enabled = ptr(true)
+	}
 	c.Tracing.setDefaults()
 	if c.CEL.CostLimit == 0 {
 		c.CEL.CostLimit = condition.DefaultCostLimit

@@ -94,6 +94,10 @@ func (p *Policy) Decide(ctx context.Context, req *Request, now time.Time) *Outco
 	return out
 }
 
+// DynamicMetadata reports whether the config hands decisions to Envoy's dynamic metadata
+// (dynamic_metadata.enabled, on by default).
+func (o *Outcome) DynamicMetadata() bool { return !o.p.noMetadata }
+
 // Release hands o back for a later Decide to reuse. A face may call it once it has
 // answered and recorded o; after that neither o nor anything its methods returned may be
 // used. Not calling it is fine: o is then collected as usual.

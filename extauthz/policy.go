@@ -37,6 +37,9 @@ type Policy struct {
 	defaultAllow  bool
 	nonHTTPAllow  bool
 	shadow        bool // shadow: true, the whole policy is a dry run
+	// noMetadata: dynamic_metadata.enabled is false, so no decision goes to Envoy's
+	// dynamic metadata (the zero value writes it, as the default config does).
+	noMetadata    bool
 	maxTokenBytes int
 	// injectable is every header any provider can set upstream. Each allow removes the ones
 	// it does not set, so a client can never smuggle one in (landscape.md §5.4).
@@ -135,6 +138,7 @@ func NewPolicy(cfg *config.Config, keys map[string]KeySource, opts ...PolicyOpti
 		defaultAllow:  cfg.DefaultAction == "allow",
 		nonHTTPAllow:  cfg.NonHTTPAction == "allow",
 		shadow:        cfg.Shadow,
+		noMetadata:    cfg.DynamicMetadata.Enabled != nil && !*cfg.DynamicMetadata.Enabled,
 		maxTokenBytes: cfg.MaxTokenBytes,
 	}
 	if p.maxTokenBytes <= 0 {

@@ -265,8 +265,11 @@ func quoteSafe(s string) string {
 
 // appendMetadata appends the dynamic metadata Envoy stores under
 // envoy.filters.http.ext_authz, for allow and deny alike, so access logs can say why.
-// Every entry but sub is prepared.
+// Every entry but sub is prepared. None with dynamic_metadata.enabled false.
 func (p *Policy) appendMetadata(b []byte, o outcome, d Decision) []byte {
+	if p.noMetadata {
+		return b
+	}
 	decision := wireDecisionDeny
 	if d.Allowed {
 		decision = wireDecisionAllow

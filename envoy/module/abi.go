@@ -111,11 +111,14 @@ func setMetadata(filter uintptr, ns, key, value string) {
 }
 
 // metadataEntries holds the strings of one set of metadata writes, as Envoy reads them.
-type metadataEntries = [6]C.module_string_entry
+type metadataEntries = [maxMetadata]C.module_string_entry
+
+// maxMetadata is how many keys one decision's metadata can have (filter.go, setMetadata).
+const maxMetadata = 9
 
 // setMetadataBatch writes the first n of kvs (key, value) under ns, in one call; buf is the
 // caller's (an array handed to C from the stack would be allocated on every call).
-func setMetadataBatch(filter uintptr, ns string, buf *metadataEntries, kvs *[6][2]string, n int) {
+func setMetadataBatch(filter uintptr, ns string, buf *metadataEntries, kvs *[maxMetadata][2]string, n int) {
 	for i := range n {
 		buf[i] = C.module_string_entry{key_ptr: stringAddress(kvs[i][0]), key_length: C.size_t(len(kvs[i][0])),
 			value_ptr: stringAddress(kvs[i][1]), value_length: C.size_t(len(kvs[i][1]))}

@@ -252,7 +252,9 @@ func (f *filter) release() {
 // module could inject (so a client's copy never reaches the upstream), the credential if
 // its provider does not forward it, and sets the identity headers.
 func (f *filter) answer(out *extauthz.Outcome) int {
-	f.setMetadata(out.Decision)
+	if out.DynamicMetadata() {
+		f.setMetadata(out.Decision)
+	}
 	f.m.counts.add(out.Allowed, out.Reason)
 	if !out.Allowed {
 		headers, body := out.Denial()
@@ -299,16 +301,18 @@ func carries(headers []extauthz.Header, name string) bool {
 }
 
 // setMetadata writes the decision where Envoy's access log can read it: the same words
-// the gRPC face puts under envoy.filters.http.ext_authz. (Envoy 1.40's batched setter,
-// set_dynamic_metadata_string_batch, cost as much as the six calls: measured, not used.)
+// (and, when a shadow rule or policy reported, its would-be decision) under the same keys
+// as the server's metadata, in namespace jwt_authz: %DYNAMIC_METADATA(jwt_authz:reason)%.
 func (f *filter) setMetadata(d extauthz.Decision) {
 	decision := "deny"
 	if d.Allowed {
 		decision = "allow"
 	}
-	kvs := [6][2]string{{"decision", decision}, {"reason", string(d.Reason)}}
+	var kvs [maxMetadata][2]string
+	kvs[0], kvs[1] = [2]string{"decision", decision}, [2]string{"reason", string(d.Reason)}
 	n := 2
-	for _, kv := range [...][2]string{{"rule", d.Rule}, {"provider", d.Provider}, {"iss", d.Issuer}, {"sub", d.Subject}} {
+	for _, kv := range [...][2]string{{"rule", d.Rule}, {"provider", d.Provider}, {"iss", d.Issuer}, {"sub", d.Subject},
+		{"shadow_decision", d.ShadowDecision}, {"shadow_reason", string(d.ShadowReason)}, {"shadow_rule", d.ShadowRule}} {
 		if kv[1] != "" {
 			kvs[n] = kv
 			n++

@@ -374,6 +374,7 @@ func (r *report) envoySection(m *md) {
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "closed")
 	r.ratioLine(m, "envoy", "module", "jwt_authn")
+	r.ratioLine(m, "envoy", "module-no-metadata", "jwt_authn")
 	r.ratioLine(m, "envoy", "module-default", "jwt_authn")
 	r.ratioLine(m, "envoy", "module", "jwt_authn-metadata")
 	r.ratioLine(m, "envoy", "module-distinct", "jwt_authn-distinct")
@@ -391,7 +392,7 @@ func (r *report) envoySection(m *md) {
 	m.p("### At a fixed rate (open loop, %s requests/s)", f["rate_http"])
 	m.p("")
 	r.loadTable(m, "envoy", envoyRuns, "open")
-	for _, n := range []string{"jwt_authn", "module", "module-default", "ext_authz", "ext_authz-uds", "ext_authz-floor", "ext_authz-split", "jwt_authn-distinct", "ext_authz-distinct"} {
+	for _, n := range []string{"jwt_authn", "module", "module-no-metadata", "module-default", "ext_authz", "ext_authz-uds", "ext_authz-floor", "ext_authz-split", "jwt_authn-distinct", "ext_authz-distinct"} {
 		d, rounds := perRound(r.get("envoy", n, "open"), r.get("envoy", "none", "open"), p50Diff)
 		if len(rounds) > 0 {
 			m.p("- added p50 over no authorization, %s: **%+.3f ms**", labels[n], d/1000)

@@ -14,7 +14,7 @@ import (
 // report calls them.
 var (
 	grpcRuns  = []string{"floor-noop", "authz-cached", "authz-default", "floor-rs256", "authz-nocache", "authz-distinct"}
-	envoyRuns = []string{"none", "jwt_authn", "jwt_authn-metadata", "module", "module-default", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "module-distinct", "ext_authz-distinct", "ext_authz-split"}
+	envoyRuns = []string{"none", "jwt_authn", "jwt_authn-metadata", "module", "module-no-metadata", "module-default", "ext_authz", "ext_authz-raw", "ext_authz-uds", "ext_authz-floor", "jwt_authn-distinct", "module-distinct", "ext_authz-distinct", "ext_authz-split"}
 	labels    = map[string]string{
 		"floor-noop":         "floor: no-op Check",
 		"authz-cached":       "jwt-authz, one RS256 token (cache hit)",
@@ -27,6 +27,7 @@ var (
 		"jwt_authn":          "Envoy + jwt_authn, one token",
 		"jwt_authn-metadata": "Envoy + jwt_authn with payload_in_metadata (metadata on every request, like the module), one token",
 		"module":             "Envoy + jwt-authz in process (envoy/module), one token",
+		"module-no-metadata": "Envoy + jwt-authz in process (envoy/module), one token, dynamic_metadata off (no metadata, as jwt_authn)",
 		"module-default":     "Envoy + jwt-authz in process (envoy/module), one token, default log: every allow logged",
 		"module-distinct":    "Envoy + jwt-authz in process (envoy/module), distinct tokens (all misses)",
 		"ext_authz":          "Envoy + ext_authz → jwt-authz, one token",
@@ -233,6 +234,9 @@ func (r *report) targets() []target {
 	ratio("Envoy + jwt-authz vs Envoy + jwt_authn, distinct tokens (saturation)", envoyRatio, "envoy", "ext_authz-distinct", "jwt_authn-distinct")
 	ratio("Envoy + jwt-authz in process vs Envoy + jwt_authn, one token (saturation)", moduleRatio, "envoy", "module", "jwt_authn")
 	ratio("the same with the default log (every allow logged)", moduleRatio, "envoy", "module-default", "jwt_authn")
+	// Like for like: the module doing the work the other side does (issue 17's notes).
+	ratio("Envoy + jwt-authz in process without metadata (dynamic_metadata off) vs Envoy + jwt_authn (writes none), one token", moduleRatio, "envoy", "module-no-metadata", "jwt_authn")
+	ratio("Envoy + jwt-authz in process vs Envoy + jwt_authn with payload_in_metadata (both write metadata), one token", moduleRatio, "envoy", "module", "jwt_authn-metadata")
 
 	// The ceiling of any ext_authz server: Envoy's own CPU per request when it calls one
 	// (the no-op floor) against what Envoy + jwt_authn spends in all. It is the throughput
