@@ -408,6 +408,33 @@ func (c *Config) Path(p string) string {
 	return filepath.Join(c.Dir, p)
 }
 
+// SecretFiles are the files of secrets the config names that are read only when it loads,
+// resolved: introspection client credentials, the DPoP nonce secret and the replay store's
+// password. A server watching for changes to the config file watches these too, so that a
+// rotated secret (a Kubernetes Secret's files are swapped in place) is picked up the same
+// way. Key files, TLS files and bearer tokens are watched or re-read where they are used.
+func (c *Config) SecretFiles() []string {
+	var files []string
+	add := func(f string) {
+		if f != "" {
+			files = append(files, c.Path(f))
+		}
+	}
+	for _, p := range c.Providers {
+		if in := p.Introspection; in != nil {
+			add(in.ClientSecretFile)
+			add(in.PrivateKeyFile)
+		}
+	}
+	if n := c.DPoP.Nonce; n != nil {
+		add(n.SecretFile)
+	}
+	if rs := c.DPoP.ReplayStore; rs != nil {
+		add(rs.PasswordFile)
+	}
+	return files
+}
+
 // lineError is one "line N: message" of a decoding error from yaml.v3 or UnmarshalYAML.
 var lineError = regexp.MustCompile(`line (\d+): ([^\n]*)`)
 

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -59,5 +61,24 @@ func TestIntrospectionDiscovery(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "providers[0].introspection.endpoint:") {
 			t.Errorf("issuer %s: Parse = %v, want an error naming providers[0].introspection.endpoint", issuer, err)
 		}
+	}
+}
+
+// TestSecretFiles: the secret files read only at load, resolved against the config's folder.
+func TestSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	yaml := strings.Replace(minimal, "  clock_skew: 30s",
+		"  clock_skew: 30s\n  introspection: {client_id: rs, client_auth: private_key_jwt, private_key_file: k.pem, signing_algorithm: ES256}", 1) +
+		"dpop: {nonce: {secret_file: /run/secrets/nonce.key}, replay_store: {address: '127.0.0.1:6379', password_file: redis.pw}}\n"
+	c, err := Parse([]byte(yaml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{filepath.Join(dir, "k.pem"), "/run/secrets/nonce.key", filepath.Join(dir, "redis.pw")}
+	if got := c.SecretFiles(); !slices.Equal(got, want) {
+		t.Errorf("SecretFiles() = %q, want %q", got, want)
+	}
+	if c, err = Parse([]byte(minimal), dir); err != nil || len(c.SecretFiles()) != 0 {
+		t.Errorf("SecretFiles() of a config without secrets = %q (%v), want none", c.SecretFiles(), err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -25,12 +26,22 @@ func notifyHangup() (hup chan os.Signal, stop func()) {
 	return hup, func() { signal.Stop(hup) }
 }
 
-// watchReloads re-reads the config on SIGHUP (from hup) and whenever the file's content
-// changes.
+// watchReloads re-reads the config on SIGHUP (from hup) and whenever the content of the file
+// or of a secret file it names changes.
 func (a *app) watchReloads(ctx context.Context, hup <-chan os.Signal) {
 	t := time.NewTicker(reloadPoll)
 	defer t.Stop()
-	last := fileDigest(a.configPath)
+	last := a.watchedDigest()
+	// reload digests what it is about to load first, so a change made while it loads is
+	// seen on the next tick; again after, if the new config names other secret files.
+	reload := func() {
+		files, d := a.cur.Load().cfg.SecretFiles(), a.watchedDigest()
+		a.reload(ctx)
+		if !slices.Equal(files, a.cur.Load().cfg.SecretFiles()) {
+			d = a.watchedDigest()
+		}
+		last = d
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -40,14 +51,12 @@ func (a *app) watchReloads(ctx context.Context, hup <-chan os.Signal) {
 			// lines, and the reload's lines at once.
 			a.logOut.Flush()
 			a.log.Info("SIGHUP: reloading config")
-			last = fileDigest(a.configPath)
-			a.reload(ctx)
+			reload()
 			a.logOut.Flush()
 		case <-t.C:
-			if d := fileDigest(a.configPath); d != nil && !bytes.Equal(d, last) {
-				last = d
-				a.log.Info("config file changed: reloading")
-				a.reload(ctx)
+			if d := a.watchedDigest(); d != nil && !bytes.Equal(d, last) {
+				a.log.Info("config file or a secret file it names changed: reloading")
+				reload()
 			}
 		}
 	}
@@ -93,11 +102,24 @@ func (a *app) reload(ctx context.Context) bool {
 	return true
 }
 
-func fileDigest(path string) []byte {
-	b, err := os.ReadFile(path)
+// watchedDigest digests the config file and the secret files the running config names
+// (config.SecretFiles), each with its name; nil when the config file cannot be read. A secret
+// file that cannot be read digests as missing, so its return reloads too.
+func (a *app) watchedDigest() []byte {
+	b, err := os.ReadFile(a.configPath)
 	if err != nil {
 		return nil
 	}
-	d := sha256.Sum256(b)
-	return d[:]
+	h := sha256.New()
+	h.Write(b)
+	for _, f := range a.cur.Load().cfg.SecretFiles() {
+		h.Write([]byte(f))
+		if b, err := os.ReadFile(f); err == nil {
+			d := sha256.Sum256(b)
+			h.Write(d[:])
+		} else {
+			h.Write([]byte{0}) // missing: a digest never has a single byte
+		}
+	}
+	return h.Sum(nil)
 }
