@@ -121,6 +121,16 @@ func (p *Policy) explainRule(ctx context.Context, e *explainer, r *request, ru *
 		return
 	}
 	e.say("  credential: found in %s (%d bytes; not shown)", src, len(raw))
+	if p.introspectors != nil && isOpaque(raw) {
+		var asked []string
+		for _, pr := range p.introspectors {
+			if slices.Contains(ru.providers, pr) {
+				asked = append(asked, pr.name)
+			}
+		}
+		e.say("  token: opaque (neither a JWS nor a JWE): introspected at the endpoint of %v, in that order; the decision below is the answer", asked)
+		return
+	}
 	if p.decrypters != nil && isJWE(raw) {
 		inner, decrypter, err := p.decrypt(ctx, raw)
 		if err != nil {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/jwt-authz/jwt-authz/config"
 	"github.com/jwt-authz/jwt-authz/extauthz"
+	"github.com/jwt-authz/jwt-authz/introspect"
 	"github.com/jwt-authz/jwt-authz/keys"
 )
 
@@ -41,7 +42,8 @@ func (h *headerFlags) Set(v string) error {
 }
 
 // explain prints how the policy of cfg decides one request. File keys are read from disk;
-// remote keys are fetched only with -fetch-keys, so by default nothing leaves the machine.
+// remote keys are fetched, and introspection endpoints called, only with -fetch-keys, so by
+// default nothing leaves the machine.
 func explain(ctx context.Context, cfg *config.Config, er explainRequest, stdin io.Reader, stdout io.Writer) error {
 	now := time.Now()
 	if er.now != "" {
@@ -87,7 +89,24 @@ func explain(ctx context.Context, cfg *config.Config, er explainRequest, stdin i
 	if err != nil {
 		return err
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
+	introspectors := map[string]extauthz.Introspector{}
+	if er.fetchKeys {
+		clients, err := introspect.Clients(cfg)
+		if err != nil {
+			return err
+		}
+		for name, c := range clients {
+			introspectors[name] = c
+		}
+	} else {
+		introspectors = offlineIntrospectors(cfg)
+		for _, p := range cfg.Providers {
+			if p.Introspection != nil {
+				fmt.Fprintf(stdout, "note: provider %q introspects opaque tokens; its endpoint is not called (use -fetch-keys)\n", p.Name)
+			}
+		}
+	}
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(introspectors))
 	if err != nil {
 		return err
 	}
@@ -124,6 +143,26 @@ func (offlineKeys) Lookup(context.Context, string) (*jose.JSONWebKey, bool, erro
 }
 
 func (offlineKeys) Ready() bool { return false }
+
+// offlineIntrospector stands for a provider's introspection endpoint where it may not be
+// called: an opaque token is then introspection_unavailable, as with the endpoint down,
+// rather than a malformed token as for a config without introspection.
+type offlineIntrospector struct{}
+
+func (offlineIntrospector) Introspect(context.Context, string) (bool, []byte, error) {
+	return false, nil, errors.New("the introspection endpoint is not called offline (-explain: use -fetch-keys)")
+}
+
+// offlineIntrospectors is an offlineIntrospector for each provider with introspection.
+func offlineIntrospectors(cfg *config.Config) map[string]extauthz.Introspector {
+	m := map[string]extauthz.Introspector{}
+	for _, p := range cfg.Providers {
+		if p.Introspection != nil {
+			m[p.Name] = offlineIntrospector{}
+		}
+	}
+	return m
+}
 
 // readToken reads a compact JWS from a file or, for "-", from stdin (so it stays out of
 // the shell history and the process list), with an optional "Bearer " in front.

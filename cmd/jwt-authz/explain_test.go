@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -124,4 +125,62 @@ rules:
 	)
 	out = explainRun(t, token, args...)
 	wantLines(t, out, `provider "idp" has remote keys, not fetched`, "keys: unavailable", "reason keys_unavailable, HTTP 503")
+}
+
+// TestExplainIntrospection: an opaque token of a provider with introspection. Offline the
+// endpoint is not called and the answer says so (introspection_unavailable, never
+// malformed_token); with -fetch-keys the real endpoint answers and the token is allowed.
+func TestExplainIntrospection(t *testing.T) {
+	const secret, opaque = "explain-secret-42c1", "opaque-explain-5e7b90a1"
+	calls := 0
+	endpoint := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls++
+		if _, s, ok := r.BasicAuth(); !ok || s != secret || r.PostFormValue("token") != opaque {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"active":true,"iss":"https://idp.example","sub":"carol","aud":"api","exp":%d}`, time.Now().Add(time.Hour).Unix())
+	}))
+	defer endpoint.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "intro.secret"), []byte(secret+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "intro.yaml")
+	cfgText := `grpc_address: 127.0.0.1:0
+providers:
+- name: idp
+  issuer: https://idp.example
+  audiences: [api]
+  algorithms: [ES256]
+  keys: [{jwks_uri: "https://idp.example/jwks"}]
+  introspection: {endpoint: "` + endpoint.URL + `", client_id: explain, client_secret_file: intro.secret}
+  claims_to_headers: {sub: x-sub}
+rules:
+- name: api
+  match: {path_prefix: /}
+  require: {providers: [idp]}
+`
+	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-config", cfgPath, "-explain", "-path", "/orders", "-token", "-"}
+	out := explainRun(t, opaque, args...)
+	wantLines(t, out, `note: provider "idp" introspects opaque tokens; its endpoint is not called (use -fetch-keys)`,
+		"introspection_unavailable")
+	if strings.Contains(out, "malformed_token") || calls != 0 {
+		t.Errorf("offline -explain of an opaque token: %d calls to the endpoint, output:\n%s", calls, out)
+	}
+	out = explainRun(t, opaque, append(args, "-fetch-keys")...)
+	wantLines(t, out, `token: opaque (neither a JWS nor a JWE): introspected at the endpoint of [idp]`,
+		"decision: allow, reason allowed, HTTP 200", "upstream header x-sub: carol")
+	if calls != 1 {
+		t.Errorf("-explain -fetch-keys called the introspection endpoint %d times, want 1", calls)
+	}
+	for _, never := range []string{secret, opaque} {
+		if strings.Contains(out, never) {
+			t.Errorf("-explain printed %q:\n%s", never, out)
+		}
+	}
 }

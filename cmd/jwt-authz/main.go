@@ -70,7 +70,7 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	fs.StringVar(&er.path, "path", "/", "with -explain: the request path, with its query")
 	fs.Var(&er.headers, "header", `with -explain: a request header "Name: value" (repeatable)`)
 	fs.StringVar(&er.tokenFile, "token", "", "with -explain: a file holding the bearer token, or - for stdin")
-	fs.BoolVar(&er.fetchKeys, "fetch-keys", false, "with -explain: fetch remote keys (jwks_uri, discovery); by default only key files are read")
+	fs.BoolVar(&er.fetchKeys, "fetch-keys", false, "with -explain: fetch remote keys (jwks_uri, discovery) and call introspection endpoints; by default only key files are read")
 	fs.StringVar(&er.now, "now", "", "with -explain: the time of the check (RFC 3339; default now)")
 	if err := fs.Parse(args); err != nil {
 		return errQuietExit

@@ -146,7 +146,8 @@ func runTestFile(ctx context.Context, path string, out io.Writer) (passed, faile
 	if err != nil {
 		return 0, 0, err
 	}
-	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption))
+	// Offline: an opaque token a provider would introspect is introspection_unavailable.
+	policy, err := extauthz.NewPolicy(cfg, sources, extauthz.WithDecryptionKeys(decryption), extauthz.WithIntrospectors(offlineIntrospectors(cfg)))
 	if err != nil {
 		return 0, 0, err
 	}
