@@ -9,10 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestServeIntrospection: the binary, from a config file with introspection and a secret
@@ -35,21 +31,8 @@ func TestServeIntrospection(t *testing.T) {
 	}))
 	defer introspection.Close()
 	idp := newIdP(t)
-	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "introspection.secret"), secret+"\n")
-	cfg := strings.Replace(validConfig(idp.srv.URL, "/api"), "    claims_to_headers: {sub: x-jwt-sub}\n",
-		"    claims_to_headers: {sub: x-jwt-sub}\n    introspection:\n      endpoint: "+introspection.URL+
-			"\n      client_id: jwt-authz\n      client_secret_file: introspection.secret\n      timeout: 1s\n", 1)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	writeFile(t, cfgPath, cfg)
-	srv := startServer(t, cfgPath)
-	waitReady(t, srv.httpURL)
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	authz := authv3.NewAuthorizationClient(conn)
+	srv, _ := startIntrospecting(t, idp, introspection.URL, secret)
+	authz := checkClient(t, srv.grpcAddr)
 
 	if code := checkCode(t, authz, "/api/things", goodToken); code != 0 {
 		t.Errorf("active opaque token: status %d, want 0", code)
@@ -114,23 +97,8 @@ func TestSecretFileRotation(t *testing.T) {
 		fmt.Fprintf(w, `{"active":true,"iss":"https://issuer.test","sub":"alice","aud":"api","exp":%d}`, time.Now().Add(time.Hour).Unix())
 	}))
 	defer introspection.Close()
-	idp := newIdP(t)
-	dir := t.TempDir()
-	secretFile := filepath.Join(dir, "introspection.secret")
-	writeFile(t, secretFile, oldSecret+"\n")
-	cfg := strings.Replace(validConfig(idp.srv.URL, "/api"), "    claims_to_headers: {sub: x-jwt-sub}\n",
-		"    claims_to_headers: {sub: x-jwt-sub}\n    introspection:\n      endpoint: "+introspection.URL+
-			"\n      client_id: jwt-authz\n      client_secret_file: introspection.secret\n      timeout: 1s\n", 1)
-	cfgPath := filepath.Join(dir, "config.yaml")
-	writeFile(t, cfgPath, cfg)
-	srv := startServer(t, cfgPath)
-	waitReady(t, srv.httpURL)
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	authz := authv3.NewAuthorizationClient(conn)
+	srv, secretFile := startIntrospecting(t, newIdP(t), introspection.URL, oldSecret)
+	authz := checkClient(t, srv.grpcAddr)
 
 	// Each check sends a token not seen before, so the answer is never the cache's.
 	n := 0
@@ -172,4 +140,22 @@ func TestSecretFileRotation(t *testing.T) {
 			t.Errorf("the log contains the secret %q", never)
 		}
 	}
+}
+
+// startIntrospecting runs the binary on validConfig for idp, whose provider also introspects
+// opaque tokens at endpoint as client jwt-authz, with secret in client_secret_file; it
+// answers the server and the secret file's path, once the server is ready.
+func startIntrospecting(t *testing.T, idp *idp, endpoint, secret string) (*runningServer, string) {
+	t.Helper()
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "introspection.secret")
+	writeFile(t, secretFile, secret+"\n")
+	cfg := strings.Replace(validConfig(idp.srv.URL, "/api"), "    claims_to_headers: {sub: x-jwt-sub}\n",
+		"    claims_to_headers: {sub: x-jwt-sub}\n    introspection:\n      endpoint: "+endpoint+
+			"\n      client_id: jwt-authz\n      client_secret_file: introspection.secret\n      timeout: 1s\n", 1)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfgPath, cfg)
+	srv := startServer(t, cfgPath)
+	waitReady(t, srv.httpURL)
+	return srv, secretFile
 }

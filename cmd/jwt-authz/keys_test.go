@@ -7,10 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/go-jose/go-jose/v4"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // TestKeySourcesAgreeAndSkip: a jwks_file that repeats the IdP's key next to an X25519 key,
@@ -33,12 +30,7 @@ func TestKeySourcesAgreeAndSkip(t *testing.T) {
 	waitReady(t, srv.httpURL)
 	srv.waitLog(t, "key skipped")
 
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	authz := authv3.NewAuthorizationClient(conn)
+	authz := checkClient(t, srv.grpcAddr)
 	if code := checkCode(t, authz, "/api/x", idp.sign(t, map[string]any{"sub": "a"})); code != 0 {
 		t.Errorf("Check(token of the key both sources publish) status = %d, want 0", code)
 	}

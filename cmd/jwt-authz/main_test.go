@@ -303,6 +303,17 @@ func (i *idp) sign(t *testing.T, extra map[string]any) string {
 	return tok
 }
 
+// checkClient is a Check client of the server at addr (plaintext gRPC), closed with the test.
+func checkClient(t *testing.T, addr string) authv3.AuthorizationClient {
+	t.Helper()
+	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return authv3.NewAuthorizationClient(conn)
+}
+
 func checkCode(t *testing.T, c authv3.AuthorizationClient, path, token string) int32 {
 	t.Helper()
 	headers := map[string]string{":path": path, ":method": "GET", ":authority": "api.test"}

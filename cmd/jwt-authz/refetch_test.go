@@ -13,11 +13,8 @@ import (
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // rotatingIdP serves a JWKS the test changes, and can answer 500 instead.
@@ -108,12 +105,7 @@ func TestNewKeyAfterFailedRefetch(t *testing.T) {
 	writeFile(t, cfgPath, cfg)
 	srv := startServer(t, cfgPath)
 	waitReady(t, srv.httpURL)
-	conn, err := grpc.NewClient(srv.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	authz := authv3.NewAuthorizationClient(conn)
+	authz := checkClient(t, srv.grpcAddr)
 	if code := checkCode(t, authz, "/api/x", idp.sign(t, "k1", k1)); code != 0 {
 		t.Fatalf("Check(k1 token) status = %d, want 0", code)
 	}
