@@ -144,9 +144,7 @@ func TestExplainIntrospection(t *testing.T) {
 	}))
 	defer endpoint.Close()
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "intro.secret"), []byte(secret+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, filepath.Join(dir, "intro.secret"), secret+"\n")
 	cfgPath := filepath.Join(dir, "intro.yaml")
 	cfgText := `grpc_address: 127.0.0.1:0
 providers:
@@ -162,9 +160,7 @@ rules:
   match: {path_prefix: /}
   require: {providers: [idp]}
 `
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	writeFile(t, cfgPath, cfgText)
 	args := []string{"-config", cfgPath, "-explain", "-path", "/orders", "-token", "-"}
 	out := explainRun(t, opaque, args...)
 	wantLines(t, out, `note: provider "idp" introspects opaque tokens; its endpoint is not called (use -fetch-keys)`,
